@@ -1,0 +1,98 @@
+/**
+ * Domain errors. Every error a handler can throw has a stable `name` that callers match on;
+ * messages help the operator and never contain token material. The original error, when
+ * there is one, is kept in `cause` (non-enumerable, so a JSON log of the error omits it).
+ */
+
+/** Base class: sets `name` from the subclass and keeps `cause` out of serialisation. */
+export abstract class TokenKeeperError extends Error {
+  /** True when the same request may succeed if retried later. */
+  readonly retryable: boolean = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message);
+    this.name = new.target.name;
+    if (options?.cause !== undefined) {
+      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false, writable: true });
+    }
+  }
+
+  /** What a handler returns or logs: name and message only, never the cause. */
+  toJSON(): { name: string; message: string } {
+    return { name: this.name, message: this.message };
+  }
+}
+
+/** The event or a field of it is malformed. Nothing was written. */
+export class ValidationError extends TokenKeeperError {}
+
+/** No live token record exists for the user and resource. */
+export class TokenNotFoundError extends TokenKeeperError {}
+
+/** Why a record needs the user to sign in again. */
+export type ReauthReason = 'refresh_rejected' | 'deadline' | 'expired' | 'corrupted';
+
+/** The refresh token is dead: the user must sign in again. No further IdP calls are made for it. */
+export class ReauthRequiredError extends TokenKeeperError {
+  constructor(
+    message: string,
+    readonly reason: ReauthReason,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A refresh could not be done right now (IdP down, contention, too little time); retry later. */
+export class RefreshUnavailableError extends TokenKeeperError {
+  override readonly retryable = true;
+}
+
+/** A setting is missing or malformed. */
+export class ConfigurationError extends TokenKeeperError {}
+
+/** The names of the errors that cross the handler boundary. */
+export const PUBLIC_ERROR_NAMES = [
+  'ValidationError',
+  'TokenNotFoundError',
+  'ReauthRequiredError',
+  'RefreshUnavailableError',
+  'ConfigurationError',
+] as const;
+export type PublicErrorName = (typeof PUBLIC_ERROR_NAMES)[number];
+
+// ---- Errors that stay inside the service (adapters -> core) ----
+
+/** The IdP rejected the refresh token for good (400/401/403, invalid_grant and kin). */
+export class IdpPermanentError extends TokenKeeperError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The IdP could not answer now (timeout, network, 408, 429, 5xx). */
+export class IdpTransientError extends TokenKeeperError {
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    /** Seconds the IdP asked us to wait (Retry-After), when it said so. */
+    readonly retryAfterSeconds: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The token store failed in a way that may pass (throttling, 5xx, network). */
+export class StoreUnavailableError extends TokenKeeperError {
+  override readonly retryable = true;
+}
+
+/** A stored record could not be decrypted or parsed: it is not served. */
+export class CorruptRecordError extends TokenKeeperError {}

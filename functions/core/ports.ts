@@ -1,0 +1,102 @@
+import type { IdpPermanentError, IdpTransientError, ReauthReason } from './errors';
+import type { RecordKey, TokenRecord, TokenSet } from './model';
+import type { Secret } from './secret';
+
+/** Expected contention is a value, not an exception. */
+export type WriteOutcome = 'ok' | 'conflict';
+
+/** The fence of a write: the version read before it, and the lease held, if any. */
+export interface Fence {
+  /** The version the record must still have; `undefined` means "the record must not exist". */
+  readonly version: number | undefined;
+  /** When set, the record's lease must still be this one. */
+  readonly leaseId?: string;
+}
+
+/** An entry of the due index. */
+export interface DueEntry {
+  readonly key: RecordKey;
+  readonly dueAt: number;
+}
+
+/** Persistence of token records. Adapters encrypt token material and translate SDK errors. */
+export interface TokenStore {
+  /** Strongly consistent read. Throws CorruptRecordError when the record cannot be decrypted. */
+  get(key: RecordKey): Promise<TokenRecord | undefined>;
+  /** Writes the whole record if the fence holds; the record carries its new version. */
+  put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
+  /** Takes the lease if the version is unchanged and no live lease exists. */
+  acquireLease(key: RecordKey, version: number, leaseId: string, untilMs: number, nowMs: number): Promise<WriteOutcome>;
+  /** Deletes the record (disconnect). */
+  delete(key: RecordKey): Promise<void>;
+  /** Entries of one shard whose `dueAt <= nowSeconds`, oldest first. */
+  queryDue(
+    shard: number,
+    nowSeconds: number,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ entries: DueEntry[]; cursor: string | undefined }>;
+}
+
+/** The identity provider's refresh grant. */
+export interface IdentityProvider {
+  /**
+   * Exchanges a refresh token for a new token set. Throws IdpPermanentError when the token is
+   * dead and IdpTransientError when the IdP could not answer now.
+   */
+  refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet>;
+}
+
+export type IdpError = IdpPermanentError | IdpTransientError;
+
+/** Time, injectable so tests control it. */
+export interface Clock {
+  nowMs(): number;
+}
+
+/** Metric names, as in DESIGN.md. */
+export type MetricName =
+  | 'RotationSucceeded'
+  | 'RotationFailed'
+  | 'ReauthRequired'
+  | 'PersistFailed'
+  | 'AccessTokenServed'
+  | 'SweepDue'
+  | 'SweepBacklog'
+  | 'IdpLatency'
+  | 'TokensExpired'
+  | 'TokensStored'
+  | 'ReauthSoon'
+  | 'RotationRecovered'
+  | 'Disconnected'
+  | 'DisconnectIdpFailed';
+
+/** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
+export interface Metrics {
+  count(name: MetricName, value?: number, dimensions?: Readonly<Record<string, string>>): void;
+  milliseconds(name: MetricName, value: number): void;
+}
+
+/** Log fields are plain values only: a Secret does not type-check here. */
+export type LogFields = Readonly<Record<string, string | number | boolean | undefined | null>>;
+
+/** Structured logger. */
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+/** Events for the app (EventBridge in AWS). Never carry token material. */
+export type AppEvent =
+  | { readonly type: 'Reauth Required'; readonly key: RecordKey; readonly reason: ReauthReason; readonly at: number }
+  | { readonly type: 'Reauth Soon'; readonly key: RecordKey; readonly rotationDeadline: number; readonly at: number }
+  | { readonly type: 'Rotation Recovered'; readonly key: RecordKey; readonly failures: number; readonly at: number }
+  | { readonly type: 'Tokens Expired'; readonly key: RecordKey; readonly at: number }
+  | { readonly type: 'Disconnected'; readonly key: RecordKey; readonly idpLogout: string; readonly at: number };
+
+/** Publishes events for the app. Failing to publish never fails a rotation. */
+export interface EventPublisher {
+  publish(event: AppEvent): Promise<void>;
+}
