@@ -75,6 +75,11 @@ export interface TokenRecord {
   readonly reauthReason: ReauthReason | undefined;
   /** Set once the app was told that the rotation deadline is near. */
   readonly reauthSoonNotifiedAt: number | undefined;
+  /**
+   * True when the stored token material could not be decrypted (wrong key, tampering, a
+   * ciphertext copied from another record). Such a record is never served and never rotated.
+   */
+  readonly corrupt?: boolean;
 }
 
 /** Lifetimes that apply to a resource (Transmit lets each resource set its own). */

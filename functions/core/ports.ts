@@ -21,7 +21,7 @@ export interface DueEntry {
 
 /** Persistence of token records. Adapters encrypt token material and translate SDK errors. */
 export interface TokenStore {
-  /** Strongly consistent read. Throws CorruptRecordError when the record cannot be decrypted. */
+  /** Strongly consistent read. A record whose tokens cannot be decrypted comes back with `corrupt: true`. */
   get(key: RecordKey): Promise<TokenRecord | undefined>;
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;

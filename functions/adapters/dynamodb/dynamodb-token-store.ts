@@ -1,0 +1,317 @@
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConfigurationError, CorruptRecordError, type ReauthReason, StoreUnavailableError } from '../../core/errors';
+import type { RecordKey, RecordStatus, StoredTokens, TokenRecord } from '../../core/model';
+import type { DueEntry, Fence, TokenStore, WriteOutcome } from '../../core/ports';
+import { Secret } from '../../core/secret';
+import type { TokenCipher } from '../cipher/token-cipher';
+import { TOKEN_TABLE } from './table-schema';
+
+/** Options of {@link DynamoDbTokenStore}. */
+export interface DynamoDbTokenStoreOptions {
+  readonly tableName: string;
+  readonly cipher: TokenCipher;
+  /** A client to use; when absent one is built from `clientConfig`. */
+  readonly client?: DynamoDBClient;
+  /** @default {} (region and endpoint from the SDK's environment) */
+  readonly clientConfig?: DynamoDBClientConfig;
+}
+
+/** The item as stored. Token material exists only inside `sealed`. */
+interface TokenItem {
+  pk: string;
+  sk: string;
+  userId: string;
+  resource: string;
+  status: RecordStatus;
+  sealed?: string;
+  tokenType: string;
+  accessExpiresAt: number;
+  refreshExpiresAt: number;
+  expiresAt: number;
+  authenticatedAt: number;
+  rotationDeadline: number;
+  version: number;
+  leaseId?: string;
+  leaseUntil?: number;
+  dueShard?: number;
+  dueAt?: number;
+  failures: number;
+  lastError?: string;
+  lastRotatedAt?: number;
+  rotations: number;
+  reauthReason?: ReauthReason;
+  reauthSoonNotifiedAt?: number;
+}
+
+/** The encrypted part of an item. Short names keep items small. */
+interface SealedTokens {
+  a: string;
+  r: string;
+  i?: string;
+  s?: string;
+}
+
+const USER_PREFIX = 'u#';
+const RESOURCE_PREFIX = 'r#';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** TokenStore on DynamoDB: fenced writes, a lease by conditional update, the sparse due index. */
+export class DynamoDbTokenStore implements TokenStore {
+  private readonly documents: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly cipher: TokenCipher;
+
+  constructor(options: DynamoDbTokenStoreOptions) {
+    const client = options.client ?? new DynamoDBClient(options.clientConfig ?? {});
+    this.documents = DynamoDBDocumentClient.from(client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    this.tableName = options.tableName;
+    this.cipher = options.cipher;
+  }
+
+  async get(key: RecordKey): Promise<TokenRecord | undefined> {
+    const result = await this.send(() =>
+      this.documents.send(new GetCommand({ TableName: this.tableName, Key: itemKey(key), ConsistentRead: true })),
+    );
+    if (!result.Item) return undefined;
+    return this.fromItem(result.Item as TokenItem);
+  }
+
+  async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
+    const item = await this.toItem(record);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    let condition: string;
+    if (fence.version === undefined) {
+      condition = 'attribute_not_exists(pk)';
+    } else {
+      condition = '#version = :version';
+      names['#version'] = 'version';
+      values[':version'] = fence.version;
+      if (fence.leaseId !== undefined) {
+        condition += ' AND leaseId = :leaseId';
+        values[':leaseId'] = fence.leaseId;
+      }
+    }
+    return this.conditional(() =>
+      this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+        }),
+      ),
+    );
+  }
+
+  async acquireLease(
+    key: RecordKey,
+    version: number,
+    leaseId: string,
+    untilMs: number,
+    nowMs: number,
+  ): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          UpdateExpression: 'SET leaseId = :leaseId, leaseUntil = :until',
+          ConditionExpression:
+            '#version = :version AND #status = :active AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)',
+          ExpressionAttributeNames: { '#version': 'version', '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':leaseId': leaseId,
+            ':until': untilMs,
+            ':version': version,
+            ':active': 'ACTIVE',
+            ':now': nowMs,
+          },
+        }),
+      ),
+    );
+  }
+
+  async delete(key: RecordKey): Promise<void> {
+    await this.send(() => this.documents.send(new DeleteCommand({ TableName: this.tableName, Key: itemKey(key) })));
+  }
+
+  async queryDue(
+    shard: number,
+    nowSeconds: number,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ entries: DueEntry[]; cursor: string | undefined }> {
+    const { dueIndex } = TOKEN_TABLE;
+    const result = await this.send(() =>
+      this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: dueIndex.name,
+          KeyConditionExpression: '#shard = :shard AND #due <= :now',
+          ExpressionAttributeNames: { '#shard': dueIndex.partitionKey.name, '#due': dueIndex.sortKey.name },
+          ExpressionAttributeValues: { ':shard': shard, ':now': nowSeconds },
+          ScanIndexForward: true,
+          Limit: limit,
+          ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor) } : {}),
+        }),
+      ),
+    );
+    const entries = (result.Items ?? []).map((item) => ({
+      key: keyOf(item.pk as string, item.sk as string),
+      dueAt: item.dueAt as number,
+    }));
+    return { entries, cursor: result.LastEvaluatedKey ? encodeCursor(result.LastEvaluatedKey) : undefined };
+  }
+
+  private async toItem(record: TokenRecord): Promise<TokenItem> {
+    const { key, tokens, lease, corrupt: _corrupt, ...rest } = record;
+    let sealed: string | undefined;
+    if (tokens) {
+      const plain: SealedTokens = {
+        a: tokens.accessToken.reveal(),
+        r: tokens.refreshToken.reveal(),
+        ...(tokens.idToken ? { i: tokens.idToken.reveal() } : {}),
+        ...(tokens.sessionId ? { s: tokens.sessionId.reveal() } : {}),
+      };
+      sealed = await this.cipher.seal(encoder.encode(JSON.stringify(plain)), associatedData(key));
+    }
+    return {
+      ...itemKey(key),
+      userId: key.userId,
+      resource: key.resource,
+      ...stripUndefined(rest),
+      ...(sealed ? { sealed } : {}),
+      ...(lease ? { leaseId: lease.id, leaseUntil: lease.untilMs } : {}),
+    } as TokenItem;
+  }
+
+  private async fromItem(item: TokenItem): Promise<TokenRecord> {
+    const key = keyOf(item.pk, item.sk);
+    let tokens: StoredTokens | undefined;
+    let corrupt = false;
+    if (item.sealed !== undefined) {
+      try {
+        tokens = parseSealed(decoder.decode(await this.cipher.open(item.sealed, associatedData(key))));
+      } catch (error) {
+        if (!(error instanceof CorruptRecordError)) throw error;
+        corrupt = true;
+      }
+    }
+    return {
+      key,
+      status: item.status,
+      tokens,
+      tokenType: item.tokenType,
+      accessExpiresAt: item.accessExpiresAt,
+      refreshExpiresAt: item.refreshExpiresAt,
+      expiresAt: item.expiresAt,
+      authenticatedAt: item.authenticatedAt,
+      rotationDeadline: item.rotationDeadline,
+      version: item.version,
+      lease:
+        item.leaseId !== undefined && item.leaseUntil !== undefined
+          ? { id: item.leaseId, untilMs: item.leaseUntil }
+          : undefined,
+      dueShard: item.dueShard,
+      dueAt: item.dueAt,
+      failures: item.failures ?? 0,
+      lastError: item.lastError,
+      lastRotatedAt: item.lastRotatedAt,
+      rotations: item.rotations ?? 0,
+      reauthReason: item.reauthReason,
+      reauthSoonNotifiedAt: item.reauthSoonNotifiedAt,
+      ...(corrupt ? { corrupt: true } : {}),
+    };
+  }
+
+  /** Runs a conditional write: a failed condition is the value 'conflict'. */
+  private async conditional(write: () => Promise<unknown>): Promise<WriteOutcome> {
+    try {
+      await write();
+      return 'ok';
+    } catch (error) {
+      if (isNamed(error, 'ConditionalCheckFailedException')) return 'conflict';
+      throw translate(error);
+    }
+  }
+
+  private async send<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+}
+
+/** Binds a ciphertext to its record: copied to another user or resource, it does not decrypt. */
+function associatedData(key: RecordKey): Uint8Array {
+  return encoder.encode(`token-keeper/v1\u0000${key.userId}\u0000${key.resource}`);
+}
+
+function parseSealed(json: string): StoredTokens {
+  let value: Partial<SealedTokens>;
+  try {
+    value = JSON.parse(json) as Partial<SealedTokens>;
+  } catch (error) {
+    throw new CorruptRecordError('stored tokens are not valid JSON', { cause: error });
+  }
+  if (typeof value.a !== 'string' || typeof value.r !== 'string') {
+    throw new CorruptRecordError('stored tokens lack the access or refresh token');
+  }
+  return {
+    accessToken: new Secret(value.a),
+    refreshToken: new Secret(value.r),
+    ...(typeof value.i === 'string' ? { idToken: new Secret(value.i) } : {}),
+    ...(typeof value.s === 'string' ? { sessionId: new Secret(value.s) } : {}),
+  };
+}
+
+function itemKey(key: RecordKey): { pk: string; sk: string } {
+  return { pk: USER_PREFIX + key.userId, sk: RESOURCE_PREFIX + key.resource };
+}
+
+function keyOf(pk: string, sk: string): RecordKey {
+  return { userId: pk.slice(USER_PREFIX.length), resource: sk.slice(RESOURCE_PREFIX.length) };
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function encodeCursor(key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+function isNamed(error: unknown, name: string): boolean {
+  return error instanceof Error && error.name === name;
+}
+
+/** SDK errors become domain errors; the SDK error stays in `cause`. */
+function translate(error: unknown): Error {
+  if (isNamed(error, 'ResourceNotFoundException')) {
+    return new ConfigurationError('the token table does not exist (check TOKEN_TABLE_NAME)', { cause: error });
+  }
+  if (isNamed(error, 'AccessDeniedException')) {
+    return new ConfigurationError('access to the token table was denied', { cause: error });
+  }
+  if (isNamed(error, 'ValidationException')) return error as Error;
+  return new StoreUnavailableError('the token table is unavailable right now', { cause: error });
+}

@@ -1,0 +1,52 @@
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import type { AppEvent, EventPublisher, Logger } from '../../core/ports';
+
+/** The `source` of every event token-keeper puts on EventBridge. */
+export const EVENT_SOURCE = 'token-keeper';
+
+/** The event's detail: ids and times only, never token material. */
+export function eventDetail(event: AppEvent): Record<string, unknown> {
+  const { type: _type, key, ...rest } = event;
+  return { userId: key.userId, resource: key.resource, ...rest };
+}
+
+/** Publishes app events on an EventBridge bus. */
+export class EventBridgePublisher implements EventPublisher {
+  constructor(
+    private readonly busName: string,
+    private readonly client: EventBridgeClient = new EventBridgeClient({}),
+  ) {}
+
+  async publish(event: AppEvent): Promise<void> {
+    const result = await this.client.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: this.busName,
+            Source: EVENT_SOURCE,
+            DetailType: event.type,
+            Detail: JSON.stringify(eventDetail(event)),
+          },
+        ],
+      }),
+    );
+    if ((result.FailedEntryCount ?? 0) > 0) throw new Error(`EventBridge refused the ${event.type} event`);
+  }
+}
+
+/** Where no bus is configured: the event goes to the log, and the last 10,000 to memory (tests, local use). */
+export class LogEventPublisher implements EventPublisher {
+  readonly published: AppEvent[] = [];
+
+  constructor(private readonly logger: Logger) {}
+
+  async publish(event: AppEvent): Promise<void> {
+    this.published.push(event);
+    if (this.published.length > 10_000) this.published.shift();
+    this.logger.info(`event: ${event.type}`, {
+      userId: event.key.userId,
+      resource: event.key.resource,
+      ...('reason' in event ? { reason: event.reason } : {}),
+    });
+  }
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type CipherConfig, type Config, configFromEnvironment } from '../config';
+import { ConfigurationError } from '../core/errors';
+import { DEFAULT_SCHEDULE } from '../core/lifetimes';
+import type { LifetimePolicy } from '../core/model';
+import type { Clock, EventPublisher, IdentityProvider, Logger, Metrics, TokenStore } from '../core/ports';
+import type { RotationDeps, RotationSettings } from '../core/rotation';
+import { Sweep } from '../core/sweep';
+import { TokenService } from '../core/token-service';
+import { KmsTokenCipher } from './cipher/kms-cipher';
+import { LocalTokenCipher } from './cipher/local-cipher';
+import type { TokenCipher } from './cipher/token-cipher';
+import { type ClientCredentialsSource, StaticClientCredentials } from './credentials/client-credentials';
+import { SecretsManagerClientCredentials } from './credentials/secrets-manager-credentials';
+import { DynamoDbTokenStore } from './dynamodb/dynamodb-token-store';
+import { OAuth2IdentityProvider } from './idp/oauth2';
+import { TransmitIdentityProvider } from './idp/transmit';
+import { EventBridgePublisher, LogEventPublisher } from './observability/events';
+import { JsonLogger } from './observability/logger';
+import { EmfMetrics } from './observability/metrics';
+
+/** Everything a handler needs, built once per Lambda instance. */
+export interface Runtime {
+  readonly config: Config;
+  readonly tokenService: TokenService;
+  readonly sweep: Sweep;
+  readonly store: TokenStore;
+  /** The IdP client, built on first call (throws ConfigurationError when its settings are missing). */
+  idp(): IdentityProvider;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly events: EventPublisher;
+  /** Writes buffered metrics; handlers call it at the end of every invocation. */
+  flush(): void;
+}
+
+/** Parts a test or the embedded runtime may replace. */
+export interface RuntimeOverrides {
+  readonly store?: TokenStore;
+  readonly cipher?: TokenCipher;
+  readonly idp?: IdentityProvider;
+  readonly credentials?: ClientCredentialsSource;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly metrics?: Metrics & { flush?(): void };
+  readonly events?: EventPublisher;
+  readonly random?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly fetch?: typeof fetch;
+  /** @default 100 */
+  readonly sweepPageSize?: number;
+}
+
+/** Builds the adapters that the configuration names and the two core services on top of them. */
+export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
+  const clock = overrides.clock ?? { nowMs: () => Date.now() };
+  const logger = overrides.logger ?? new JsonLogger({ serviceName: config.serviceName });
+  const metrics =
+    overrides.metrics ?? new EmfMetrics({ namespace: config.metricsNamespace, serviceName: config.serviceName });
+  const events =
+    overrides.events ??
+    (config.eventBusName ? new EventBridgePublisher(config.eventBusName) : new LogEventPublisher(logger));
+  const store =
+    overrides.store ??
+    new DynamoDbTokenStore({ tableName: config.tableName, cipher: overrides.cipher ?? cipherFor(config.cipher, clock) });
+  // storeTokens never calls the IdP, so it needs no IdP settings: build the client on first use.
+  let built: IdentityProvider | undefined = overrides.idp;
+  const idpClient = (): IdentityProvider => {
+    built ??= identityProviderFor(config, overrides, clock);
+    return built;
+  };
+  const idp: IdentityProvider = { refresh: (token, options) => idpClient().refresh(token, options) };
+
+  const deps: RotationDeps = {
+    store,
+    idp,
+    clock,
+    metrics,
+    logger,
+    events,
+    random: overrides.random ?? Math.random,
+    newLeaseId: randomUUID,
+    sleep: overrides.sleep ?? ((ms) => sleep(ms)),
+    settings: rotationSettings(config),
+  };
+  return {
+    config,
+    tokenService: new TokenService(deps),
+    sweep: new Sweep(deps, { concurrency: config.sweepConcurrency, pageSize: overrides.sweepPageSize ?? 100 }),
+    store,
+    idp: idpClient,
+    logger,
+    metrics,
+    events,
+    flush: () => metrics.flush?.(),
+  };
+}
+
+/** The rotation settings that follow from the configuration. */
+export function rotationSettings(config: Config): RotationSettings {
+  return {
+    idpTimeoutMs: config.idpTimeoutMs,
+    leaseMs: config.leaseSeconds * 1000,
+    commitReserveMs: Math.min(10_000, config.leaseSeconds * 1000 - config.idpTimeoutMs),
+    dueShards: config.dueShards,
+    retryBaseSeconds: DEFAULT_SCHEDULE.retryBaseSeconds,
+    retryCapSeconds: DEFAULT_SCHEDULE.retryCapSeconds,
+    reauthRetentionSeconds: 30 * 86_400,
+    lifetimesFor: (resource: string): LifetimePolicy => ({
+      ...config.lifetimes,
+      ...config.resourceLifetimes[resource],
+    }),
+  };
+}
+
+function cipherFor(cipher: CipherConfig, clock: Clock): TokenCipher {
+  return cipher.kind === 'kms'
+    ? new KmsTokenCipher({ keyId: cipher.keyId, clock })
+    : LocalTokenCipher.fromBase64(cipher.keyBase64);
+}
+
+function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock: Clock): IdentityProvider {
+  const credentials = overrides.credentials ?? credentialsFor(config);
+  const fetchFn = overrides.fetch;
+  if (config.idp.flavor === 'transmit') {
+    return new TransmitIdentityProvider({
+      baseUrl: config.idp.baseUrl,
+      credentials,
+      clock,
+      ...(fetchFn ? { fetch: fetchFn } : {}),
+    });
+  }
+  return new OAuth2IdentityProvider({
+    tokenEndpoint: config.idp.tokenEndpoint,
+    clientAuth: config.idp.clientAuth,
+    credentials,
+    clock,
+    ...(config.idp.revocationEndpoint ? { revocationEndpoint: config.idp.revocationEndpoint } : {}),
+    ...(fetchFn ? { fetch: fetchFn } : {}),
+  });
+}
+
+function credentialsFor(config: Config): ClientCredentialsSource {
+  const credentials = config.credentials;
+  if (!credentials) {
+    throw new ConfigurationError('CLIENT_CREDENTIALS_SECRET_ARN is required (or CLIENT_ID and CLIENT_SECRET locally)');
+  }
+  return credentials.source === 'secretsManager'
+    ? new SecretsManagerClientCredentials({ secretId: credentials.secretId })
+    : new StaticClientCredentials(credentials.clientId, credentials.clientSecret);
+}
+
+/** What a Lambda function does; the ones that call the IdP check its settings at start. */
+export type FunctionRole = 'storeTokens' | 'getAccessToken' | 'refreshSweep' | 'disconnect';
+
+const instances = new Map<FunctionRole, Runtime>();
+
+/** The runtime of this Lambda instance, built from the environment on first use. */
+export function lambdaRuntime(role: FunctionRole): Runtime {
+  let runtime = instances.get(role);
+  if (!runtime) {
+    runtime = buildRuntime(configFromEnvironment());
+    if (role !== 'storeTokens') runtime.idp();
+    instances.set(role, runtime);
+  }
+  return runtime;
+}

@@ -1,0 +1,70 @@
+import type { LifetimePolicy, RecordKey, TokenRecord } from './model';
+
+/** Tuning of the schedule: how far ahead to rotate, and how to back off after failures. */
+export interface ScheduleSettings {
+  readonly dueShards: number;
+  /** First retry delay after a transient failure, doubled per consecutive failure. */
+  readonly retryBaseSeconds: number;
+  /** Longest retry delay. Bounds attempts per hour from below (3600 / cap). */
+  readonly retryCapSeconds: number;
+}
+
+/** Defaults for {@link ScheduleSettings}. */
+export const DEFAULT_SCHEDULE: Omit<ScheduleSettings, 'dueShards'> = {
+  retryBaseSeconds: 30,
+  retryCapSeconds: 15 * 60,
+};
+
+/** When the refresh token of a token set issued at `issuedAt` expires under the policy. */
+export function refreshExpiry(issuedAt: number, rotationDeadline: number, policy: LifetimePolicy): number {
+  return Math.min(issuedAt + policy.refreshTokenTtlSeconds, rotationDeadline);
+}
+
+/**
+ * When the sweep should next look at a healthy record: `refreshAhead` (minus up to a quarter
+ * of it, at random, to spread load) before the refresh token expires. A record whose refresh
+ * expiry already equals its rotation deadline gains nothing from a rotation: it is due only at
+ * the deadline, when it becomes REAUTH_REQUIRED.
+ */
+export function nextDueAt(
+  refreshExpiresAt: number,
+  rotationDeadline: number,
+  policy: LifetimePolicy,
+  nowSeconds: number,
+  random: () => number,
+): number {
+  if (refreshExpiresAt >= rotationDeadline) return rotationDeadline;
+  const jitterWindow = Math.floor(Math.min(policy.refreshAheadSeconds / 4, 6 * 3600));
+  const due = refreshExpiresAt - policy.refreshAheadSeconds - Math.floor(random() * jitterWindow);
+  return Math.max(nowSeconds, due);
+}
+
+/**
+ * When to retry after the `failures`-th consecutive transient failure: exponential backoff with
+ * full jitter, never sooner than the IdP's Retry-After, and early enough to retry before the
+ * refresh token expires.
+ */
+export function retryAt(
+  record: Pick<TokenRecord, 'refreshExpiresAt'>,
+  failures: number,
+  retryAfterSeconds: number | undefined,
+  nowSeconds: number,
+  settings: Pick<ScheduleSettings, 'retryBaseSeconds' | 'retryCapSeconds'>,
+  random: () => number,
+): number {
+  const ceiling = Math.min(settings.retryCapSeconds, settings.retryBaseSeconds * 2 ** Math.min(failures - 1, 20));
+  const delay = Math.max(retryAfterSeconds ?? 0, Math.ceil(random() * ceiling), 1);
+  const latestUseful = Math.max(nowSeconds + 1, record.refreshExpiresAt - 60);
+  return Math.min(nowSeconds + delay, latestUseful);
+}
+
+/** The due-index shard of a record: a stable hash of its key, so one record stays in one shard. */
+export function shardOf(key: RecordKey, shards: number): number {
+  let hash = 2166136261;
+  const text = `${key.userId}\u0000${key.resource}`;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 16777619);
+  }
+  return (hash >>> 0) % shards;
+}

@@ -1,0 +1,286 @@
+import {
+  IdpPermanentError,
+  IdpTransientError,
+  type ReauthReason,
+  RefreshUnavailableError,
+  StoreUnavailableError,
+} from './errors';
+import { nextDueAt, retryAt, shardOf } from './lifetimes';
+import type { LifetimePolicy, RecordKey, TokenRecord, TokenSet } from './model';
+import type { Clock, EventPublisher, IdentityProvider, Logger, Metrics, TokenStore } from './ports';
+
+/** How much time the current invocation has left (the Lambda context's, in real milliseconds). */
+export interface Budget {
+  remainingMs(): number;
+}
+
+/** Settings of the rotation algorithm. */
+export interface RotationSettings {
+  readonly idpTimeoutMs: number;
+  readonly leaseMs: number;
+  /** Time kept for the commit and its retries after the IdP answered. */
+  readonly commitReserveMs: number;
+  readonly dueShards: number;
+  readonly retryBaseSeconds: number;
+  readonly retryCapSeconds: number;
+  /** How long a REAUTH_REQUIRED record is kept so callers get that answer, not "not found". */
+  readonly reauthRetentionSeconds: number;
+  lifetimesFor(resource: string): LifetimePolicy;
+}
+
+/** What the rotation needs from the outside world. */
+export interface RotationDeps {
+  readonly store: TokenStore;
+  readonly idp: IdentityProvider;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly events: EventPublisher;
+  readonly random: () => number;
+  readonly newLeaseId: () => string;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly settings: RotationSettings;
+}
+
+/** The result of one rotation attempt. Contention and IdP failures are values, not exceptions. */
+export type RotationOutcome =
+  | { readonly kind: 'rotated'; readonly record: TokenRecord }
+  /** Someone else holds the lease or changed the record first: nothing was sent to the IdP. */
+  | { readonly kind: 'contended' }
+  /** The IdP rejected our token but a sibling had already rotated it: its record is current. */
+  | { readonly kind: 'superseded'; readonly record: TokenRecord }
+  | { readonly kind: 'reauth'; readonly reason: ReauthReason }
+  | { readonly kind: 'transient'; readonly retryAt: number | undefined }
+  /** Too little time left in this invocation to call the IdP and commit safely. */
+  | { readonly kind: 'no-time' };
+
+const COMMIT_ATTEMPTS = 6;
+
+/** The one rotation algorithm (DESIGN.md "Rotation"), shared by getAccessToken and the sweep. */
+export class Rotation {
+  constructor(private readonly deps: RotationDeps) {}
+
+  /**
+   * Rotates the refresh token of `record` (read with ConsistentRead by the caller): lease, one
+   * IdP call, commit fenced on the version that was read. The refresh token in `record` is sent
+   * to the IdP at most once, and only while this caller holds the lease.
+   */
+  async rotate(record: TokenRecord, budget: Budget): Promise<RotationOutcome> {
+    const { store, idp, clock, metrics, settings } = this.deps;
+    if (!record.tokens || record.corrupt || record.status !== 'ACTIVE') return { kind: 'contended' };
+    if (budget.remainingMs() < settings.idpTimeoutMs + settings.commitReserveMs) return { kind: 'no-time' };
+
+    const leaseId = this.deps.newLeaseId();
+    const leasedAtMs = clock.nowMs();
+    const leased = await store.acquireLease(
+      record.key,
+      record.version,
+      leaseId,
+      leasedAtMs + settings.leaseMs,
+      leasedAtMs,
+    );
+    if (leased === 'conflict') return { kind: 'contended' };
+
+    let tokens: TokenSet;
+    const startedMs = clock.nowMs();
+    try {
+      tokens = await idp.refresh(record.tokens.refreshToken, { timeoutMs: settings.idpTimeoutMs });
+    } catch (error) {
+      metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+      if (error instanceof IdpPermanentError) return this.onPermanentFailure(record, leaseId, error);
+      return this.onTransientFailure(record, leaseId, error);
+    }
+    metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+    return this.commit(record, leaseId, tokens, budget);
+  }
+
+  /** Marks a record REAUTH_REQUIRED without calling the IdP (deadline reached, token expired). */
+  async markReauthRequired(record: TokenRecord, reason: ReauthReason, leaseId?: string): Promise<boolean> {
+    const nowSeconds = this.nowSeconds();
+    const next: TokenRecord = {
+      ...record,
+      status: 'REAUTH_REQUIRED',
+      tokens: undefined,
+      version: record.version + 1,
+      lease: undefined,
+      dueShard: undefined,
+      dueAt: undefined,
+      reauthReason: reason,
+      expiresAt: nowSeconds + this.deps.settings.reauthRetentionSeconds,
+      lastError: reason,
+    };
+    const written = await this.deps.store.put(next, { version: record.version, ...(leaseId ? { leaseId } : {}) });
+    if (written === 'conflict') return false;
+    this.deps.metrics.count('ReauthRequired');
+    this.deps.metrics.count('ReauthRequired', 1, { reason });
+    this.deps.logger.warn('record needs the user to sign in again', { ...logKey(record.key), reason });
+    await this.publish({ type: 'Reauth Required', key: record.key, reason, at: nowSeconds });
+    return true;
+  }
+
+  private async commit(
+    record: TokenRecord,
+    leaseId: string,
+    tokens: TokenSet,
+    budget: Budget,
+  ): Promise<RotationOutcome> {
+    const { store, metrics, logger, settings } = this.deps;
+    const nowSeconds = this.nowSeconds();
+    const policy = settings.lifetimesFor(record.key.resource);
+    const refreshExpiresAt = Math.min(nowSeconds + policy.refreshTokenTtlSeconds, record.rotationDeadline);
+    const next: TokenRecord = {
+      ...record,
+      // Refresh returns no session id: the session is unchanged, so the stored one stays.
+      tokens: {
+        accessToken: tokens.accessToken,
+        refreshToken: tokens.refreshToken,
+        ...(tokens.idToken ? { idToken: tokens.idToken } : {}),
+        ...(record.tokens?.sessionId ? { sessionId: record.tokens.sessionId } : {}),
+      },
+      tokenType: tokens.tokenType,
+      accessExpiresAt: nowSeconds + tokens.expiresIn,
+      refreshExpiresAt,
+      expiresAt: refreshExpiresAt,
+      version: record.version + 1,
+      lease: undefined,
+      dueShard: shardOf(record.key, settings.dueShards),
+      dueAt: nextDueAt(refreshExpiresAt, record.rotationDeadline, policy, nowSeconds, this.deps.random),
+      failures: 0,
+      lastError: undefined,
+      lastRotatedAt: nowSeconds,
+      rotations: record.rotations + 1,
+    };
+
+    // The new refresh token is the only valid one in existence: retry the write while time allows.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const written = await store.put(next, { version: record.version, leaseId });
+        if (written === 'conflict') {
+          // A new sign-in replaced the record, or our lease was taken over: the record moved on.
+          metrics.count('RotationFailed', 1, { reason: 'commit_conflict' });
+          logger.warn('rotation result not stored: the record changed during the refresh', logKey(record.key));
+          return { kind: 'contended' };
+        }
+        break;
+      } catch (error) {
+        const retryable = error instanceof StoreUnavailableError;
+        const delayMs = Math.min(2000, 50 * 2 ** attempt) * (0.5 + this.deps.random() / 2);
+        if (!retryable || attempt >= COMMIT_ATTEMPTS || budget.remainingMs() < delayMs + 1000) {
+          metrics.count('PersistFailed');
+          logger.error('rotated refresh token could not be stored', {
+            ...logKey(record.key),
+            version: record.version,
+            attempts: attempt,
+            error: errorName(error),
+          });
+          throw new RefreshUnavailableError('the refreshed tokens could not be stored; try again later', {
+            cause: error,
+          });
+        }
+        await this.deps.sleep(delayMs);
+      }
+    }
+
+    metrics.count('RotationSucceeded');
+    logger.info('refresh token rotated', {
+      ...logKey(record.key),
+      version: next.version,
+      rotations: next.rotations,
+    });
+    if (record.failures > 0) {
+      metrics.count('RotationRecovered');
+      await this.publish({ type: 'Rotation Recovered', key: record.key, failures: record.failures, at: nowSeconds });
+    }
+    return { kind: 'rotated', record: next };
+  }
+
+  private async onPermanentFailure(
+    record: TokenRecord,
+    leaseId: string,
+    error: IdpPermanentError,
+  ): Promise<RotationOutcome> {
+    const { store, metrics, logger } = this.deps;
+    metrics.count('RotationFailed', 1, { reason: 'rejected' });
+    // A sibling that rotated first makes our (now consumed) token look dead: that is not a failure.
+    const current = await store.get(record.key);
+    if (current && current.version !== record.version) return { kind: 'superseded', record: current };
+    logger.warn('IdP rejected the refresh token', {
+      ...logKey(record.key),
+      status: error.status,
+      code: error.code,
+    });
+    const marked = await this.markReauthRequired(record, 'refresh_rejected', leaseId);
+    if (!marked) {
+      const latest = await store.get(record.key);
+      return latest ? { kind: 'superseded', record: latest } : { kind: 'contended' };
+    }
+    return { kind: 'reauth', reason: 'refresh_rejected' };
+  }
+
+  private async onTransientFailure(record: TokenRecord, leaseId: string, error: unknown): Promise<RotationOutcome> {
+    const { store, metrics, logger, settings } = this.deps;
+    const failures = record.failures + 1;
+    const reason = error instanceof IdpTransientError ? transientReason(error) : 'error';
+    metrics.count('RotationFailed', 1, { reason });
+    const nowSeconds = this.nowSeconds();
+    const dueAt = retryAt(
+      record,
+      failures,
+      error instanceof IdpTransientError ? error.retryAfterSeconds : undefined,
+      nowSeconds,
+      settings,
+      this.deps.random,
+    );
+    (error instanceof IdpTransientError ? logger.warn : logger.error).call(logger, 'refresh failed; will retry', {
+      ...logKey(record.key),
+      failures,
+      reason,
+      retryAt: dueAt,
+      error: errorName(error),
+    });
+    const next: TokenRecord = {
+      ...record,
+      version: record.version + 1,
+      lease: undefined,
+      failures,
+      lastError: reason,
+      dueShard: shardOf(record.key, settings.dueShards),
+      dueAt,
+    };
+    try {
+      await store.put(next, { version: record.version, leaseId });
+    } catch (storeError) {
+      // The lease expires on its own; the record stays due, so the sweep retries it.
+      logger.warn('could not record the failed refresh', { ...logKey(record.key), error: errorName(storeError) });
+    }
+    return { kind: 'transient', retryAt: dueAt };
+  }
+
+  private async publish(event: Parameters<EventPublisher['publish']>[0]): Promise<void> {
+    try {
+      await this.deps.events.publish(event);
+    } catch (error) {
+      this.deps.logger.warn('event not published', { type: event.type, error: errorName(error) });
+    }
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.deps.clock.nowMs() / 1000);
+  }
+}
+
+function transientReason(error: IdpTransientError): string {
+  if (error.status === 429) return 'rate_limited';
+  if (error.status !== undefined) return `http_${error.status}`;
+  return 'network';
+}
+
+/** The fields that identify a record in logs. */
+export function logKey(key: RecordKey): { userId: string; resource: string } {
+  return { userId: key.userId, resource: key.resource };
+}
+
+/** An error's class name, the only part of an unknown error that is safe to log. */
+export function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}

@@ -1,0 +1,206 @@
+import {
+  ReauthRequiredError,
+  RefreshUnavailableError,
+  TokenNotFoundError,
+  ValidationError,
+} from './errors';
+import { nextDueAt, refreshExpiry, shardOf } from './lifetimes';
+import type { RecordKey, TokenRecord } from './model';
+import { type Budget, logKey, Rotation, type RotationDeps } from './rotation';
+import type { Secret } from './secret';
+import type { GetAccessTokenInput, StoreTokensInput } from './validation';
+
+/** A served access token. */
+export interface ServedAccessToken {
+  readonly accessToken: Secret;
+  readonly tokenType: string;
+  /** Epoch seconds. */
+  readonly expiresAt: number;
+  readonly source: 'cached' | 'refreshed' | 'stale';
+}
+
+/** How long a caller waits for a sibling's refresh, at most. */
+const MAX_WAIT_MS = 10_000;
+/** Clock skew tolerated on `authenticatedAt` in the future. */
+const FUTURE_SKEW_SECONDS = 300;
+const STORE_ATTEMPTS = 3;
+
+/** storeTokens and getAccessToken: the domain behind two of the handlers. */
+export class TokenService {
+  private readonly rotation: Rotation;
+
+  constructor(private readonly deps: RotationDeps) {
+    this.rotation = new Rotation(deps);
+  }
+
+  /**
+   * Stores the tokens of a new sign-in, replacing any record of the same user and resource and
+   * starting a new rotation deadline. The version keeps increasing across sign-ins, so a refresh
+   * of the old tokens that is still in flight cannot overwrite the new ones.
+   */
+  async storeTokens(input: StoreTokensInput): Promise<TokenRecord> {
+    const { store, settings, metrics, logger } = this.deps;
+    const nowSeconds = this.nowSeconds();
+    const policy = settings.lifetimesFor(input.key.resource);
+    const authenticatedAt = input.authenticatedAt ?? nowSeconds;
+    if (authenticatedAt > nowSeconds + FUTURE_SKEW_SECONDS) {
+      throw new ValidationError('authenticatedAt is in the future');
+    }
+    const rotationDeadline = authenticatedAt + policy.maxRotationSeconds;
+    // The refresh token was issued at sign-in: count its lifetime from then, conservatively.
+    const refreshExpiresAt = refreshExpiry(authenticatedAt, rotationDeadline, policy);
+    if (refreshExpiresAt <= nowSeconds) {
+      throw new ValidationError('authenticatedAt is so old that the refresh token has already expired');
+    }
+
+    for (let attempt = 1; ; attempt++) {
+      const existing = await store.get(input.key);
+      const record: TokenRecord = {
+        key: input.key,
+        status: 'ACTIVE',
+        tokens: {
+          accessToken: input.tokens.accessToken,
+          refreshToken: input.tokens.refreshToken,
+          ...(input.tokens.idToken ? { idToken: input.tokens.idToken } : {}),
+          ...(input.tokens.sessionId ? { sessionId: input.tokens.sessionId } : {}),
+        },
+        tokenType: input.tokens.tokenType,
+        accessExpiresAt: nowSeconds + input.tokens.expiresIn,
+        refreshExpiresAt,
+        expiresAt: refreshExpiresAt,
+        authenticatedAt,
+        rotationDeadline,
+        version: (existing?.version ?? 0) + 1,
+        lease: undefined,
+        dueShard: shardOf(input.key, settings.dueShards),
+        dueAt: nextDueAt(refreshExpiresAt, rotationDeadline, policy, nowSeconds, this.deps.random),
+        failures: 0,
+        lastError: undefined,
+        lastRotatedAt: undefined,
+        rotations: 0,
+        reauthReason: undefined,
+        reauthSoonNotifiedAt: undefined,
+      };
+      const written = await store.put(record, { version: existing?.version });
+      if (written === 'ok') {
+        metrics.count('TokensStored');
+        logger.info('tokens stored', { ...logKey(input.key), version: record.version });
+        return record;
+      }
+      if (attempt >= STORE_ATTEMPTS) {
+        throw new RefreshUnavailableError('the record is being changed concurrently; try again');
+      }
+    }
+  }
+
+  /**
+   * Returns an access token valid for at least `minValiditySeconds`, refreshing on demand.
+   * Concurrent callers for one record cause one IdP call: the others wait for its result.
+   */
+  async getAccessToken(input: GetAccessTokenInput, budget: Budget): Promise<ServedAccessToken> {
+    const { clock } = this.deps;
+    const waitUntilMs = clock.nowMs() + Math.min(MAX_WAIT_MS, Math.max(0, budget.remainingMs() - 1000));
+    let waitMs = 25;
+    let record = await this.readLive(input.key);
+
+    for (;;) {
+      const nowSeconds = this.nowSeconds();
+      if (record.accessExpiresAt - nowSeconds >= input.minValiditySeconds) {
+        return this.serve(record, 'cached');
+      }
+      const inBackoff = record.failures > 0 && record.dueAt !== undefined && record.dueAt > nowSeconds;
+      const leased = record.lease !== undefined && record.lease.untilMs > clock.nowMs();
+      if (!inBackoff && !leased) {
+        const outcome = await this.rotation.rotate(record, budget);
+        switch (outcome.kind) {
+          case 'rotated':
+            return this.serve(outcome.record, 'refreshed');
+          case 'superseded':
+            record = outcome.record;
+            this.assertServable(record);
+            continue;
+          case 'reauth':
+            throw new ReauthRequiredError(reauthMessage(outcome.reason), outcome.reason);
+          case 'transient':
+          case 'no-time':
+            return this.serveStaleOrFail(record);
+          case 'contended':
+            break;
+        }
+      } else if (inBackoff) {
+        return this.serveStaleOrFail(record);
+      }
+
+      // Someone else is refreshing: wait for the version to move, then serve what they stored.
+      if (clock.nowMs() + waitMs > waitUntilMs) return this.serveStaleOrFail(record);
+      await this.deps.sleep(waitMs * (0.5 + this.deps.random() / 2));
+      waitMs = Math.min(waitMs * 2, 400);
+      record = await this.readLive(input.key);
+    }
+  }
+
+  /** Reads the record and rejects what cannot be served. */
+  private async readLive(key: RecordKey): Promise<TokenRecord> {
+    const record = await this.deps.store.get(key);
+    if (!record) throw notFound(key);
+    this.assertServable(record);
+    return record;
+  }
+
+  private assertServable(record: TokenRecord): void {
+    const nowSeconds = this.nowSeconds();
+    if (record.expiresAt <= nowSeconds) throw notFound(record.key);
+    if (record.status === 'REAUTH_REQUIRED') {
+      const reason = record.reauthReason ?? 'refresh_rejected';
+      throw new ReauthRequiredError(reauthMessage(reason), reason);
+    }
+    if (record.corrupt || !record.tokens) {
+      this.deps.logger.error('stored tokens cannot be decrypted; not served', logKey(record.key));
+      throw new ReauthRequiredError(reauthMessage('corrupted'), 'corrupted');
+    }
+    if (record.refreshExpiresAt <= nowSeconds) {
+      const reason = record.refreshExpiresAt >= record.rotationDeadline ? 'deadline' : 'expired';
+      throw new ReauthRequiredError(reauthMessage(reason), reason);
+    }
+  }
+
+  /** While the IdP cannot refresh, an access token that has not expired is better than none. */
+  private serveStaleOrFail(record: TokenRecord): ServedAccessToken {
+    if (record.accessExpiresAt > this.nowSeconds() && record.tokens) return this.serve(record, 'stale');
+    throw new RefreshUnavailableError(
+      `no valid access token for user "${record.key.userId}" right now (the refresh could not be done); retry later`,
+    );
+  }
+
+  private serve(record: TokenRecord, source: ServedAccessToken['source']): ServedAccessToken {
+    if (!record.tokens) throw new ReauthRequiredError(reauthMessage('corrupted'), 'corrupted');
+    this.deps.metrics.count('AccessTokenServed');
+    this.deps.metrics.count('AccessTokenServed', 1, { source });
+    return {
+      accessToken: record.tokens.accessToken,
+      tokenType: record.tokenType,
+      expiresAt: record.accessExpiresAt,
+      source,
+    };
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.deps.clock.nowMs() / 1000);
+  }
+}
+
+function notFound(key: RecordKey): TokenNotFoundError {
+  return new TokenNotFoundError(
+    `no live tokens for user "${key.userId}" and resource "${key.resource}"; store tokens after a sign-in first`,
+  );
+}
+
+function reauthMessage(reason: string): string {
+  const why: Record<string, string> = {
+    refresh_rejected: 'the identity provider rejected the refresh token',
+    deadline: 'the maximum rotation period has passed',
+    expired: 'the refresh token expired before it could be rotated',
+    corrupted: 'the stored tokens cannot be decrypted',
+  };
+  return `the user must sign in again: ${why[reason] ?? reason}`;
+}

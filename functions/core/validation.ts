@@ -1,0 +1,131 @@
+import { ValidationError } from './errors';
+import { DEFAULT_RESOURCE, type RecordKey, type TokenSet } from './model';
+import { Secret } from './secret';
+
+const MAX_ID_LENGTH = 256;
+const MAX_RESOURCE_LENGTH = 2048;
+const MAX_TOKEN_LENGTH = 16 * 1024;
+/** Longest access-token lifetime accepted from an IdP: 7 days. */
+export const MAX_EXPIRES_IN_SECONDS = 7 * 86_400;
+/** Longest validity a caller may ask for. */
+export const MAX_MIN_VALIDITY_SECONDS = 86_400;
+/** Validity a caller gets when it asks for none. */
+export const DEFAULT_MIN_VALIDITY_SECONDS = 60;
+
+/** What storeTokens accepts, validated. */
+export interface StoreTokensInput {
+  readonly key: RecordKey;
+  /** Epoch seconds, when given. */
+  readonly authenticatedAt: number | undefined;
+  readonly tokens: TokenSet;
+}
+
+/** What getAccessToken accepts, validated. */
+export interface GetAccessTokenInput {
+  readonly key: RecordKey;
+  readonly minValiditySeconds: number;
+}
+
+/** Validates a storeTokens event. Messages name the field, never its value. */
+export function parseStoreTokensEvent(event: unknown): StoreTokensInput {
+  const body = object(event, 'event');
+  const tokens = object(field(body, 'tokens'), 'tokens');
+  const sessionId = optionalString(tokens, 'session_id', 'tokens.session_id', 1024);
+  const idToken = optionalString(tokens, 'id_token', 'tokens.id_token', MAX_TOKEN_LENGTH);
+  return {
+    key: parseKey(body),
+    authenticatedAt: parseInstant(field(body, 'authenticatedAt')),
+    tokens: {
+      accessToken: new Secret(string(field(tokens, 'access_token'), 'tokens.access_token', MAX_TOKEN_LENGTH)),
+      refreshToken: new Secret(string(field(tokens, 'refresh_token'), 'tokens.refresh_token', MAX_TOKEN_LENGTH)),
+      ...(idToken === undefined ? {} : { idToken: new Secret(idToken) }),
+      ...(sessionId === undefined ? {} : { sessionId: new Secret(sessionId) }),
+      tokenType: tokenType(field(tokens, 'token_type')),
+      expiresIn: integer(field(tokens, 'expires_in'), 'tokens.expires_in', 1, MAX_EXPIRES_IN_SECONDS),
+    },
+  };
+}
+
+/** Validates a getAccessToken event. */
+export function parseGetAccessTokenEvent(event: unknown): GetAccessTokenInput {
+  const body = object(event, 'event');
+  const min = field(body, 'minValiditySeconds');
+  return {
+    key: parseKey(body),
+    minValiditySeconds:
+      min === undefined
+        ? DEFAULT_MIN_VALIDITY_SECONDS
+        : integer(min, 'minValiditySeconds', 0, MAX_MIN_VALIDITY_SECONDS),
+  };
+}
+
+/** Validates `{ userId, resource? }` (disconnect and the key part of the other events). */
+export function parseKey(body: unknown): RecordKey {
+  const record = object(body, 'event');
+  const userId = string(field(record, 'userId'), 'userId', MAX_ID_LENGTH);
+  const resource = optionalString(record, 'resource', 'resource', MAX_RESOURCE_LENGTH) ?? DEFAULT_RESOURCE;
+  return { userId, resource };
+}
+
+/** Own property only: `__proto__` and friends from JSON never reach a prototype. */
+function field(record: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
+}
+
+function object(value: unknown, name: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError(`${name} must be an object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function string(value: unknown, name: string, maxLength: number): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ValidationError(`${name} must be a non-empty string`);
+  }
+  if (value.length > maxLength) throw new ValidationError(`${name} must be at most ${maxLength} characters`);
+  // Control characters have no place in ids or tokens, and would corrupt key syntax and logs.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point of the check
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new ValidationError(`${name} must not contain control characters`);
+  if (value.trim() !== value) throw new ValidationError(`${name} must not start or end with whitespace`);
+  return value;
+}
+
+function optionalString(
+  record: Record<string, unknown>,
+  key: string,
+  name: string,
+  maxLength: number,
+): string | undefined {
+  const value = field(record, key);
+  return value === undefined || value === null ? undefined : string(value, name, maxLength);
+}
+
+function integer(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ValidationError(`${name} must be an integer between ${min} and ${max}`);
+  }
+  return value;
+}
+
+function tokenType(value: unknown): string {
+  const type = string(value, 'tokens.token_type', 32);
+  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(type)) throw new ValidationError('tokens.token_type must be a word');
+  return type;
+}
+
+/** ISO 8601 string or epoch seconds (a number that looks like milliseconds is refused, not guessed). */
+function parseInstant(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value <= 0 || value >= 1e11) {
+      throw new ValidationError('authenticatedAt must be epoch seconds or an ISO 8601 string');
+    }
+    return Math.floor(value);
+  }
+  if (typeof value === 'string' && value.length <= 40 && /^\d{4}-\d{2}-\d{2}T/.test(value)) {
+    const ms = Date.parse(value);
+    if (Number.isFinite(ms) && ms > 0) return Math.floor(ms / 1000);
+  }
+  throw new ValidationError('authenticatedAt must be epoch seconds or an ISO 8601 string');
+}

@@ -1,0 +1,52 @@
+import type { Context } from 'aws-lambda';
+import type { Runtime } from '../adapters/runtime';
+import { type PublicErrorName, PUBLIC_ERROR_NAMES, RefreshUnavailableError } from '../core/errors';
+import type { Budget } from '../core/rotation';
+
+/** What a handler is made of: the runtime it runs on (built lazily) and its body. */
+export type HandlerBody<T> = (runtime: Runtime, event: unknown, budget: Budget) => Promise<T>;
+
+/** Time budget when there is no Lambda context (embedded runtime, tests). */
+const DEFAULT_BUDGET_MS = 30_000;
+
+/**
+ * Wraps a handler body: builds the runtime on first call, flushes metrics after every call, and
+ * lets only the public error names out. Anything else becomes a retryable or internal error
+ * without its original message, which could say more than a caller should see.
+ */
+export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
+  return async (event: unknown, context?: Context): Promise<T> => {
+    const current = runtime();
+    const startedMs = Date.now();
+    const budget: Budget = context
+      ? { remainingMs: () => context.getRemainingTimeInMillis() }
+      : { remainingMs: () => DEFAULT_BUDGET_MS - (Date.now() - startedMs) };
+    try {
+      return await body(current, event, budget);
+    } catch (error) {
+      throw publicError(error, current);
+    } finally {
+      current.flush();
+    }
+  };
+}
+
+/** Maps an error to one that may cross the handler boundary. */
+export function publicError(error: unknown, runtime: Pick<Runtime, 'logger'>): Error {
+  if (error instanceof Error && (PUBLIC_ERROR_NAMES as readonly string[]).includes(error.name)) {
+    return error;
+  }
+  const retryable = error instanceof Error && (error as { retryable?: boolean }).retryable === true;
+  runtime.logger.error('unexpected error', { error: error instanceof Error ? error.name : typeof error });
+  if (retryable) return new RefreshUnavailableError('a dependency is unavailable right now; retry later', { cause: error });
+  const internal = new Error('internal error (see the function log)', { cause: error });
+  internal.name = 'InternalError';
+  return internal;
+}
+
+/** An epoch-seconds time as ISO 8601. */
+export function iso(epochSeconds: number): string {
+  return new Date(epochSeconds * 1000).toISOString();
+}
+
+export type { PublicErrorName };
