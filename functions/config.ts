@@ -38,6 +38,7 @@ export interface Config {
   readonly metricsNamespace: string;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
+  readonly logLevel: string;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -64,7 +65,8 @@ export function loadConfig(env: Env): Config {
   const clientId = read.optional('CLIENT_ID');
   let credentials: CredentialsConfig | undefined;
   if (secretId) credentials = { source: 'secretsManager', secretId };
-  else if (clientId) credentials = { source: 'static', clientId, clientSecret: read.required('CLIENT_SECRET') };
+  else if (clientId)
+    credentials = { source: 'static', clientId, clientSecret: read.required('CLIENT_SECRET') };
 
   const keyId = read.optional('TOKEN_KEY_ARN');
   const localKey = read.optional('LOCAL_TOKEN_KEY');
@@ -84,7 +86,9 @@ export function loadConfig(env: Env): Config {
   const idpTimeoutMs = read.int('IDP_TIMEOUT_MS', 5000, 100);
   const leaseSeconds = read.int('LEASE_SECONDS', 30, 1);
   if (leaseSeconds * 1000 <= idpTimeoutMs * 2) {
-    throw new ConfigurationError('LEASE_SECONDS must be longer than twice IDP_TIMEOUT_MS (a lease outlives a call and its commit)');
+    throw new ConfigurationError(
+      'LEASE_SECONDS must be longer than twice IDP_TIMEOUT_MS (a lease outlives a call and its commit)',
+    );
   }
   return Object.freeze({
     tableName: read.required('TOKEN_TABLE_NAME'),
@@ -100,6 +104,7 @@ export function loadConfig(env: Env): Config {
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
+    logLevel: read.oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const, 'INFO'),
   });
 }
 
@@ -212,9 +217,4 @@ let fromEnvironment: Config | undefined;
 export function configFromEnvironment(): Config {
   fromEnvironment ??= loadConfig(process.env);
   return fromEnvironment;
-}
-
-/** The log level, read with the rest of the environment. */
-export function logLevelFromEnvironment(): string {
-  return process.env.LOG_LEVEL ?? 'INFO';
 }

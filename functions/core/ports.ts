@@ -26,7 +26,13 @@ export interface TokenStore {
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
   /** Takes the lease if the version is unchanged and no live lease exists. */
-  acquireLease(key: RecordKey, version: number, leaseId: string, untilMs: number, nowMs: number): Promise<WriteOutcome>;
+  acquireLease(
+    key: RecordKey,
+    version: number,
+    leaseId: string,
+    untilMs: number,
+    nowMs: number,
+  ): Promise<WriteOutcome>;
   /** Deletes the record (disconnect). */
   delete(key: RecordKey): Promise<void>;
   /** Entries of one shard whose `dueAt <= nowSeconds`, oldest first. */
@@ -90,11 +96,31 @@ export interface Logger {
 
 /** Events for the app (EventBridge in AWS). Never carry token material. */
 export type AppEvent =
-  | { readonly type: 'Reauth Required'; readonly key: RecordKey; readonly reason: ReauthReason; readonly at: number }
-  | { readonly type: 'Reauth Soon'; readonly key: RecordKey; readonly rotationDeadline: number; readonly at: number }
-  | { readonly type: 'Rotation Recovered'; readonly key: RecordKey; readonly failures: number; readonly at: number }
+  | {
+      readonly type: 'Reauth Required';
+      readonly key: RecordKey;
+      readonly reason: ReauthReason;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'Reauth Soon';
+      readonly key: RecordKey;
+      readonly rotationDeadline: number;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'Rotation Recovered';
+      readonly key: RecordKey;
+      readonly failures: number;
+      readonly at: number;
+    }
   | { readonly type: 'Tokens Expired'; readonly key: RecordKey; readonly at: number }
-  | { readonly type: 'Disconnected'; readonly key: RecordKey; readonly idpLogout: string; readonly at: number };
+  | {
+      readonly type: 'Disconnected';
+      readonly key: RecordKey;
+      readonly idpLogout: string;
+      readonly at: number;
+    };
 
 /** Publishes events for the app. Failing to publish never fails a rotation. */
 export interface EventPublisher {

@@ -109,7 +109,10 @@ export class Rotation {
       expiresAt: nowSeconds + this.deps.settings.reauthRetentionSeconds,
       lastError: reason,
     };
-    const written = await this.deps.store.put(next, { version: record.version, ...(leaseId ? { leaseId } : {}) });
+    const written = await this.deps.store.put(next, {
+      version: record.version,
+      ...(leaseId ? { leaseId } : {}),
+    });
     if (written === 'conflict') return false;
     this.deps.metrics.count('ReauthRequired');
     this.deps.metrics.count('ReauthRequired', 1, { reason });
@@ -158,7 +161,10 @@ export class Rotation {
         if (written === 'conflict') {
           // A new sign-in replaced the record, or our lease was taken over: the record moved on.
           metrics.count('RotationFailed', 1, { reason: 'commit_conflict' });
-          logger.warn('rotation result not stored: the record changed during the refresh', logKey(record.key));
+          logger.warn(
+            'rotation result not stored: the record changed during the refresh',
+            logKey(record.key),
+          );
           return { kind: 'contended' };
         }
         break;
@@ -189,7 +195,12 @@ export class Rotation {
     });
     if (record.failures > 0) {
       metrics.count('RotationRecovered');
-      await this.publish({ type: 'Rotation Recovered', key: record.key, failures: record.failures, at: nowSeconds });
+      await this.publish({
+        type: 'Rotation Recovered',
+        key: record.key,
+        failures: record.failures,
+        at: nowSeconds,
+      });
     }
     return { kind: 'rotated', record: next };
   }
@@ -217,7 +228,11 @@ export class Rotation {
     return { kind: 'reauth', reason: 'refresh_rejected' };
   }
 
-  private async onTransientFailure(record: TokenRecord, leaseId: string, error: unknown): Promise<RotationOutcome> {
+  private async onTransientFailure(
+    record: TokenRecord,
+    leaseId: string,
+    error: unknown,
+  ): Promise<RotationOutcome> {
     const { store, metrics, logger, settings } = this.deps;
     const failures = record.failures + 1;
     const reason = error instanceof IdpTransientError ? transientReason(error) : 'error';
@@ -231,13 +246,17 @@ export class Rotation {
       settings,
       this.deps.random,
     );
-    (error instanceof IdpTransientError ? logger.warn : logger.error).call(logger, 'refresh failed; will retry', {
-      ...logKey(record.key),
-      failures,
-      reason,
-      retryAt: dueAt,
-      error: errorName(error),
-    });
+    (error instanceof IdpTransientError ? logger.warn : logger.error).call(
+      logger,
+      'refresh failed; will retry',
+      {
+        ...logKey(record.key),
+        failures,
+        reason,
+        retryAt: dueAt,
+        error: errorName(error),
+      },
+    );
     const next: TokenRecord = {
       ...record,
       version: record.version + 1,
@@ -251,7 +270,10 @@ export class Rotation {
       await store.put(next, { version: record.version, leaseId });
     } catch (storeError) {
       // The lease expires on its own; the record stays due, so the sweep retries it.
-      logger.warn('could not record the failed refresh', { ...logKey(record.key), error: errorName(storeError) });
+      logger.warn('could not record the failed refresh', {
+        ...logKey(record.key),
+        error: errorName(storeError),
+      });
     }
     return { kind: 'transient', retryAt: dueAt };
   }

@@ -35,7 +35,14 @@ export class Sweep {
   /** Queries the due index shard by shard (never a Scan) and processes with bounded concurrency. */
   async run(budget: Budget): Promise<SweepSummary> {
     const { store, settings, metrics, logger } = this.deps;
-    const summary: SweepSummary = { due: 0, rotated: 0, failed: 0, reauthRequired: 0, skipped: 0, backlog: 0 };
+    const summary: SweepSummary = {
+      due: 0,
+      rotated: 0,
+      failed: 0,
+      reauthRequired: 0,
+      skipped: 0,
+      backlog: 0,
+    };
     const nowSeconds = Math.floor(this.deps.clock.nowMs() / 1000);
     const cursors = new Map<number, string | undefined>();
     for (let shard = 0; shard < settings.dueShards; shard++) cursors.set(shard, undefined);
@@ -92,12 +99,15 @@ export class Sweep {
       const nowMs = this.deps.clock.nowMs();
       const nowSeconds = Math.floor(nowMs / 1000);
       // The index is eventually consistent: the record itself says whether it is still due.
-      if (!record || record.status !== 'ACTIVE' || record.dueAt === undefined || record.dueAt > nowSeconds) {
+      if (record?.status !== 'ACTIVE' || record.dueAt === undefined || record.dueAt > nowSeconds) {
         return 'skipped';
       }
       if (record.corrupt || !record.tokens) {
         metrics.count('RotationFailed', 1, { reason: 'corrupted' });
-        logger.error('stored tokens cannot be decrypted; record left as is for the operator', logKey(record.key));
+        logger.error(
+          'stored tokens cannot be decrypted; record left as is for the operator',
+          logKey(record.key),
+        );
         return 'failed';
       }
       if (record.lease && record.lease.untilMs > nowMs) return 'skipped';

@@ -1,9 +1,4 @@
-import {
-  ReauthRequiredError,
-  RefreshUnavailableError,
-  TokenNotFoundError,
-  ValidationError,
-} from './errors';
+import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
 import { nextDueAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
 import { type Budget, logKey, Rotation, type RotationDeps } from './rotation';

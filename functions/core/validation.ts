@@ -37,7 +37,9 @@ export function parseStoreTokensEvent(event: unknown): StoreTokensInput {
     authenticatedAt: parseInstant(field(body, 'authenticatedAt')),
     tokens: {
       accessToken: new Secret(string(field(tokens, 'access_token'), 'tokens.access_token', MAX_TOKEN_LENGTH)),
-      refreshToken: new Secret(string(field(tokens, 'refresh_token'), 'tokens.refresh_token', MAX_TOKEN_LENGTH)),
+      refreshToken: new Secret(
+        string(field(tokens, 'refresh_token'), 'tokens.refresh_token', MAX_TOKEN_LENGTH),
+      ),
       ...(idToken === undefined ? {} : { idToken: new Secret(idToken) }),
       ...(sessionId === undefined ? {} : { sessionId: new Secret(sessionId) }),
       tokenType: tokenType(field(tokens, 'token_type')),
@@ -86,7 +88,8 @@ function string(value: unknown, name: string, maxLength: number): string {
   if (value.length > maxLength) throw new ValidationError(`${name} must be at most ${maxLength} characters`);
   // Control characters have no place in ids or tokens, and would corrupt key syntax and logs.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point of the check
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new ValidationError(`${name} must not contain control characters`);
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new ValidationError(`${name} must not contain control characters`);
   if (value.trim() !== value) throw new ValidationError(`${name} must not start or end with whitespace`);
   return value;
 }

@@ -7,6 +7,10 @@ export const handler = lambdaHandler(
   () => lambdaRuntime('getAccessToken'),
   async ({ tokenService }, event, budget) => {
     const served = await tokenService.getAccessToken(parseGetAccessTokenEvent(event), budget);
-    return { accessToken: served.accessToken.reveal(), tokenType: served.tokenType, expiresAt: iso(served.expiresAt) };
+    return {
+      accessToken: served.accessToken.reveal(),
+      tokenType: served.tokenType,
+      expiresAt: iso(served.expiresAt),
+    };
   },
 );

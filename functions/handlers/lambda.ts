@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import type { Runtime } from '../adapters/runtime';
-import { type PublicErrorName, PUBLIC_ERROR_NAMES, RefreshUnavailableError } from '../core/errors';
+import { PUBLIC_ERROR_NAMES, type PublicErrorName, RefreshUnavailableError } from '../core/errors';
 import type { Budget } from '../core/rotation';
 
 /** What a handler is made of: the runtime it runs on (built lazily) and its body. */
@@ -38,7 +38,10 @@ export function publicError(error: unknown, runtime: Pick<Runtime, 'logger'>): E
   }
   const retryable = error instanceof Error && (error as { retryable?: boolean }).retryable === true;
   runtime.logger.error('unexpected error', { error: error instanceof Error ? error.name : typeof error });
-  if (retryable) return new RefreshUnavailableError('a dependency is unavailable right now; retry later', { cause: error });
+  if (retryable)
+    return new RefreshUnavailableError('a dependency is unavailable right now; retry later', {
+      cause: error,
+    });
   const internal = new Error('internal error (see the function log)', { cause: error });
   internal.name = 'InternalError';
   return internal;

@@ -7,7 +7,12 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ConfigurationError, CorruptRecordError, type ReauthReason, StoreUnavailableError } from '../../core/errors';
+import {
+  ConfigurationError,
+  CorruptRecordError,
+  type ReauthReason,
+  StoreUnavailableError,
+} from '../../core/errors';
 import type { RecordKey, RecordStatus, StoredTokens, TokenRecord } from '../../core/model';
 import type { DueEntry, Fence, TokenStore, WriteOutcome } from '../../core/ports';
 import { Secret } from '../../core/secret';
@@ -81,7 +86,9 @@ export class DynamoDbTokenStore implements TokenStore {
 
   async get(key: RecordKey): Promise<TokenRecord | undefined> {
     const result = await this.send(() =>
-      this.documents.send(new GetCommand({ TableName: this.tableName, Key: itemKey(key), ConsistentRead: true })),
+      this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: itemKey(key), ConsistentRead: true }),
+      ),
     );
     if (!result.Item) return undefined;
     return this.fromItem(result.Item as TokenItem);
@@ -109,7 +116,7 @@ export class DynamoDbTokenStore implements TokenStore {
           TableName: this.tableName,
           Item: item,
           ConditionExpression: condition,
-          ExpressionAttributeNames: names,
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
         }),
       ),
@@ -145,7 +152,9 @@ export class DynamoDbTokenStore implements TokenStore {
   }
 
   async delete(key: RecordKey): Promise<void> {
-    await this.send(() => this.documents.send(new DeleteCommand({ TableName: this.tableName, Key: itemKey(key) })));
+    await this.send(() =>
+      this.documents.send(new DeleteCommand({ TableName: this.tableName, Key: itemKey(key) })),
+    );
   }
 
   async queryDue(
@@ -307,7 +316,9 @@ function isNamed(error: unknown, name: string): boolean {
 /** SDK errors become domain errors; the SDK error stays in `cause`. */
 function translate(error: unknown): Error {
   if (isNamed(error, 'ResourceNotFoundException')) {
-    return new ConfigurationError('the token table does not exist (check TOKEN_TABLE_NAME)', { cause: error });
+    return new ConfigurationError('the token table does not exist (check TOKEN_TABLE_NAME)', {
+      cause: error,
+    });
   }
   if (isNamed(error, 'AccessDeniedException')) {
     return new ConfigurationError('access to the token table was denied', { cause: error });

@@ -95,7 +95,10 @@ export class InMemoryMetrics implements Metrics {
   }
 }
 
-function matches(actual: Readonly<Record<string, string>>, wanted?: Readonly<Record<string, string>>): boolean {
+function matches(
+  actual: Readonly<Record<string, string>>,
+  wanted?: Readonly<Record<string, string>>,
+): boolean {
   if (!wanted) return Object.keys(actual).length === 0;
   return Object.entries(wanted).every(([k, v]) => actual[k] === v);
 }

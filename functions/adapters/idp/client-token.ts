@@ -1,0 +1,163 @@
+import { ConfigurationError, IdpPermanentError, IdpTransientError } from '../../core/errors';
+import type { Clock } from '../../core/ports';
+import { Secret } from '../../core/secret';
+import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
+import {
+  classifyFailure,
+  endpointUrl,
+  errorCode,
+  type FetchFn,
+  formBody,
+  type HttpAnswer,
+  post,
+  systemClock,
+} from './http';
+
+/** Options of {@link ClientTokenProvider}. */
+export interface ClientTokenProviderOptions {
+  /** The token endpoint (Transmit: `{baseUrl}/oidc/token`). */
+  readonly tokenUrl: string;
+  readonly credentials: ClientCredentialsSource;
+  /** @default globalThis.fetch */
+  readonly fetch?: FetchFn;
+  /** @default the system clock */
+  readonly clock?: Clock;
+  /** A token is renewed this long before it expires. @default 60_000 */
+  readonly expirySkewMs?: number;
+}
+
+/** How long one token request may take: a deadline of its own or the caller's signal. */
+export interface ClientTokenRequestOptions {
+  /** @default 5000 */
+  readonly timeoutMs?: number;
+  /** The caller's deadline; when given it bounds the request instead of `timeoutMs`. */
+  readonly signal?: AbortSignal;
+}
+
+const WHAT = 'IdP client token request';
+
+/**
+ * The app's own access token from the client credentials grant, cached until shortly before it
+ * expires; concurrent callers share one request. Throws ConfigurationError when the IdP refuses
+ * the client (after re-reading the credentials once) and IdpTransientError when it cannot answer.
+ */
+export class ClientTokenProvider {
+  readonly #tokenUrl: string;
+  readonly #credentials: ClientCredentialsSource;
+  readonly #fetch: FetchFn;
+  readonly #clock: Clock;
+  readonly #skewMs: number;
+  #cached: { readonly token: Secret; readonly validUntilMs: number } | undefined;
+  #inFlight: Promise<Secret> | undefined;
+  /** Bumped by invalidate(), so a request started before it cannot repopulate the cache. */
+  #generation = 0;
+
+  constructor(options: ClientTokenProviderOptions) {
+    this.#tokenUrl = endpointUrl(options.tokenUrl, 'tokenUrl');
+    this.#credentials = options.credentials;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#clock = options.clock ?? systemClock;
+    this.#skewMs = options.expirySkewMs ?? 60_000;
+  }
+
+  /** A client access token that is valid for at least the skew. */
+  token(options: ClientTokenRequestOptions = {}): Promise<Secret> {
+    const cached = this.#cached;
+    if (cached && this.#clock.nowMs() < cached.validUntilMs) return Promise.resolve(cached.token);
+    if (!this.#inFlight) {
+      const generation = this.#generation;
+      const signal = options.signal ?? AbortSignal.timeout(options.timeoutMs ?? 5000);
+      const request = this.#fetchToken(signal).then(({ token, expiresInS }) => {
+        if (generation === this.#generation) {
+          const lifetimeMs = expiresInS * 1000;
+          // A token shorter-lived than the skew is still worth reusing for half its life.
+          const usableMs = Math.max(lifetimeMs - this.#skewMs, lifetimeMs / 2);
+          this.#cached = { token, validUntilMs: this.#clock.nowMs() + usableMs };
+        }
+        return token;
+      });
+      this.#inFlight = request;
+      const clear = () => {
+        if (this.#inFlight === request) this.#inFlight = undefined;
+      };
+      request.then(clear, clear);
+    }
+    return this.#inFlight;
+  }
+
+  /**
+   * Drops the cached token. With `rejected`, only when the cache still holds that token: a
+   * sibling caller may already have replaced it with a fresh one.
+   */
+  invalidate(rejected?: Secret): void {
+    if (rejected) {
+      if (this.#cached?.token.equals(rejected)) this.#cached = undefined;
+      return;
+    }
+    this.#generation += 1;
+    this.#cached = undefined;
+    this.#inFlight = undefined;
+  }
+
+  async #fetchToken(signal: AbortSignal): Promise<{ token: Secret; expiresInS: number }> {
+    let answer = await this.#request(await this.#credentials.get(), signal);
+    if (isClientRejected(answer)) {
+      // The secret may have been rotated since we cached it: read it again, once.
+      this.#credentials.invalidate();
+      answer = await this.#request(await this.#credentials.get(), signal);
+      if (isClientRejected(answer)) {
+        const failure = classifyFailure(answer, WHAT, this.#clock);
+        throw new ConfigurationError(`client credentials rejected by the IdP (${detail(answer)})`, {
+          cause: failure,
+        });
+      }
+    }
+    if (answer.status === 200) {
+      const parsed = parseClientToken(answer.json);
+      if (!parsed) throw new IdpTransientError('malformed client token response', 200, undefined);
+      return parsed;
+    }
+    const failure = classifyFailure(answer, WHAT, this.#clock);
+    // A refusal of the client is never a verdict on a user's refresh token.
+    if (failure instanceof IdpPermanentError) {
+      throw new ConfigurationError(`the IdP refused the client token request (${detail(answer)})`, {
+        cause: failure,
+      });
+    }
+    throw failure;
+  }
+
+  #request(credentials: ClientCredentials, signal: AbortSignal): Promise<HttpAnswer> {
+    return post(
+      this.#fetch,
+      this.#tokenUrl,
+      {
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: formBody({
+          grant_type: 'client_credentials',
+          client_id: credentials.clientId,
+          client_secret: credentials.clientSecret.reveal(),
+        }),
+      },
+      signal,
+      WHAT,
+    );
+  }
+}
+
+function isClientRejected(answer: HttpAnswer): boolean {
+  return answer.status === 401 || (answer.status === 400 && errorCode(answer.json) === 'invalid_client');
+}
+
+function detail(answer: HttpAnswer): string {
+  const code = errorCode(answer.json);
+  return `HTTP ${answer.status}${code ? `, ${code}` : ''}`;
+}
+
+function parseClientToken(json: HttpAnswer['json']): { token: Secret; expiresInS: number } | undefined {
+  const accessToken = json?.access_token;
+  const expiresIn = json?.expires_in;
+  if (typeof accessToken !== 'string' || accessToken.length === 0) return undefined;
+  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) return undefined;
+  return { token: new Secret(accessToken), expiresInS: expiresIn };
+}

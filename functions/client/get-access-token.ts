@@ -1,0 +1,226 @@
+import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
+import { ConfigurationError, ValidationError } from '../core/errors';
+import { DEFAULT_RESOURCE } from '../core/model';
+import { Secret } from '../core/secret';
+import { GET_ACCESS_TOKEN_FUNCTION_ENV } from './env';
+import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
+
+/** What a caller asks for. */
+export interface GetAccessTokenRequest {
+  readonly userId: string;
+  /**
+   * The resource URI the tokens were issued for.
+   * @default 'default'
+   */
+  readonly resource?: string;
+  /**
+   * The token must stay valid at least this long.
+   * @default 60
+   */
+  readonly minValiditySeconds?: number;
+}
+
+/** A valid access token. */
+export interface AccessToken {
+  /** The token: call `reveal()` where it goes into the Authorization header, nowhere else. */
+  readonly accessToken: Secret;
+  /** Usually `Bearer`. */
+  readonly tokenType: string;
+  /** When the access token expires, ISO 8601. */
+  readonly expiresAt: string;
+}
+
+/** Options of {@link createTokenKeeperClient}. */
+export interface TokenKeeperClientOptions {
+  /**
+   * Name or ARN of the getAccessToken function.
+   * @default - the TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION environment variable (set by grantGetAccessToken)
+   */
+  readonly functionName?: string;
+  /**
+   * The Lambda client to invoke with.
+   * @default - one client shared by this module
+   */
+  readonly lambdaClient?: LambdaClient;
+  /**
+   * Time source of the cache.
+   * @default Date.now
+   */
+  readonly clock?: { nowMs(): number };
+  /**
+   * Most (user, resource) tokens kept; the least recently used go first.
+   * @default 1000
+   */
+  readonly cacheSize?: number;
+}
+
+/** Gets access tokens from token-keeper, with a per-instance cache. */
+export interface TokenKeeperClient {
+  /** A token valid for at least `minValiditySeconds`; invokes the function only when the cached one is not. */
+  getAccessToken(request: GetAccessTokenRequest): Promise<AccessToken>;
+  /** Forgets the cached token (e.g. after the API it was sent to answered 401). */
+  invalidate(key: { readonly userId: string; readonly resource?: string }): void;
+}
+
+const DEFAULT_MIN_VALIDITY_SECONDS = 60;
+/** The function refuses more than this (an access token lives about an hour). */
+const MAX_MIN_VALIDITY_SECONDS = 86_400;
+
+interface CachedToken {
+  readonly token: AccessToken;
+  readonly expiresAtMs: number;
+}
+
+interface InFlight {
+  readonly minValiditySeconds: number;
+  readonly result: Promise<CachedToken>;
+}
+
+let sharedLambdaClient: LambdaClient | undefined;
+
+/** Creates a client; callers usually keep one per Lambda instance (module scope). */
+export function createTokenKeeperClient(options: TokenKeeperClientOptions = {}): TokenKeeperClient {
+  const clock = options.clock ?? { nowMs: () => Date.now() };
+  const cacheSize = options.cacheSize ?? 1000;
+  if (!Number.isInteger(cacheSize) || cacheSize < 1) throw new ConfigurationError('cacheSize must be a positive integer');
+  const cache = new Map<string, CachedToken>();
+  const inFlight = new Map<string, InFlight>();
+
+  // Read at call time, not import time: the caller's module loads before its handler runs.
+  const functionName = (): string => {
+    const name = options.functionName ?? process.env[GET_ACCESS_TOKEN_FUNCTION_ENV];
+    if (!name) {
+      throw new ConfigurationError(
+        `${GET_ACCESS_TOKEN_FUNCTION_ENV} is not set: grant this function with grantGetAccessToken or pass functionName`,
+      );
+    }
+    return name;
+  };
+
+  const invoke = async (request: Required<GetAccessTokenRequest>): Promise<CachedToken> => {
+    const name = functionName();
+    const client = options.lambdaClient ?? (sharedLambdaClient ??= new LambdaClient({}));
+    let response: InvokeCommandOutput;
+    try {
+      response = await client.send(
+        new InvokeCommand({
+          FunctionName: name,
+          Payload: new TextEncoder().encode(JSON.stringify(request)),
+        }),
+      );
+    } catch (error) {
+      throw errorFromInvokeFailure(error, name);
+    }
+    const text = response.Payload ? new TextDecoder().decode(response.Payload) : '';
+    if (response.FunctionError) throw errorFromFunctionError(text);
+    return parseAccessToken(text);
+  };
+
+  const remember = (key: string, entry: CachedToken): void => {
+    cache.delete(key);
+    cache.set(key, entry);
+    while (cache.size > cacheSize) {
+      const oldest = cache.keys().next().value;
+      if (oldest === undefined) break;
+      cache.delete(oldest);
+    }
+  };
+
+  return {
+    async getAccessToken(request: GetAccessTokenRequest): Promise<AccessToken> {
+      const normalized = normalize(request);
+      const key = cacheKey(normalized.userId, normalized.resource);
+      const fresh = (entry: CachedToken | undefined): entry is CachedToken =>
+        entry !== undefined && entry.expiresAtMs - clock.nowMs() >= normalized.minValiditySeconds * 1000;
+
+      const cached = cache.get(key);
+      if (fresh(cached)) {
+        remember(key, cached);
+        return cached.token;
+      }
+      // Concurrent callers for the same user share one invocation, when it asks for enough validity.
+      const pending = inFlight.get(key);
+      if (pending !== undefined && pending.minValiditySeconds >= normalized.minValiditySeconds) {
+        return (await pending.result).token;
+      }
+      const result = invoke(normalized);
+      const own: InFlight = { minValiditySeconds: normalized.minValiditySeconds, result };
+      inFlight.set(key, own);
+      try {
+        const entry = await result;
+        remember(key, entry);
+        return entry.token;
+      } finally {
+        if (inFlight.get(key) === own) inFlight.delete(key);
+      }
+    },
+
+    invalidate(key: { readonly userId: string; readonly resource?: string }): void {
+      cache.delete(cacheKey(key.userId, key.resource ?? DEFAULT_RESOURCE));
+    },
+  };
+}
+
+const defaultClients = new Map<string, TokenKeeperClient>();
+
+/**
+ * Gets a valid access token for a user from token-keeper. Uses one client (and cache) per
+ * function name for the whole Lambda instance.
+ */
+export function getAccessToken(
+  request: GetAccessTokenRequest,
+  options: Pick<TokenKeeperClientOptions, 'functionName'> = {},
+): Promise<AccessToken> {
+  const key = options.functionName ?? '';
+  let client = defaultClients.get(key);
+  if (client === undefined) {
+    client = createTokenKeeperClient(options);
+    defaultClients.set(key, client);
+  }
+  return client.getAccessToken(request);
+}
+
+function normalize(request: GetAccessTokenRequest): Required<GetAccessTokenRequest> {
+  if (typeof request?.userId !== 'string' || request.userId === '') {
+    throw new ValidationError('userId must be a non-empty string');
+  }
+  if (request.resource !== undefined && (typeof request.resource !== 'string' || request.resource === '')) {
+    throw new ValidationError('resource must be a non-empty string when given');
+  }
+  const minValiditySeconds = request.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS;
+  if (!Number.isInteger(minValiditySeconds) || minValiditySeconds < 0 || minValiditySeconds > MAX_MIN_VALIDITY_SECONDS) {
+    throw new ValidationError(`minValiditySeconds must be an integer from 0 to ${MAX_MIN_VALIDITY_SECONDS}`);
+  }
+  return { userId: request.userId, resource: request.resource ?? DEFAULT_RESOURCE, minValiditySeconds };
+}
+
+function cacheKey(userId: string, resource: string): string {
+  return JSON.stringify([userId, resource]);
+}
+
+/** Parses `{ accessToken, tokenType, expiresAt }`; never echoes the payload in an error. */
+function parseAccessToken(text: string): CachedToken {
+  const malformed = () =>
+    new ConfigurationError(
+      'the getAccessToken function returned an answer this client does not understand (client and function versions differ?)',
+    );
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw malformed();
+  }
+  if (typeof body !== 'object' || body === null) throw malformed();
+  const { accessToken, tokenType, expiresAt } = body as Record<string, unknown>;
+  if (typeof accessToken !== 'string' || accessToken === '' || typeof tokenType !== 'string' || tokenType === '') {
+    throw malformed();
+  }
+  // ISO 8601 per the contract; epoch seconds accepted too, so a minor format change does not break callers.
+  const expiresAtMs =
+    typeof expiresAt === 'string' ? Date.parse(expiresAt) : typeof expiresAt === 'number' ? expiresAt * 1000 : Number.NaN;
+  if (!Number.isFinite(expiresAtMs)) throw malformed();
+  return {
+    token: { accessToken: new Secret(accessToken), tokenType, expiresAt: new Date(expiresAtMs).toISOString() },
+    expiresAtMs,
+  };
+}
