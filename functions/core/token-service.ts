@@ -97,11 +97,17 @@ export class TokenService {
     const waitUntilMs = clock.nowMs() + Math.min(MAX_WAIT_MS, Math.max(0, budget.remainingMs() - 1000));
     let waitMs = 25;
     let record = await this.readLive(input.key);
+    const firstVersion = record.version;
 
     for (;;) {
       const nowSeconds = this.nowSeconds();
       if (record.accessExpiresAt - nowSeconds >= input.minValiditySeconds) {
         return this.serve(record, 'cached');
+      }
+      // A sibling rotated while we waited: its token is as fresh as ours would be, even when the
+      // IdP issues shorter-lived tokens than was asked for. Refreshing again would only burn a call.
+      if (record.version !== firstVersion && record.failures === 0 && record.accessExpiresAt > nowSeconds) {
+        return this.serve(record, 'refreshed');
       }
       const inBackoff = record.failures > 0 && record.dueAt !== undefined && record.dueAt > nowSeconds;
       const leased = record.lease !== undefined && record.lease.untilMs > clock.nowMs();

@@ -16,6 +16,7 @@ import {
   startTransmitServer,
   type TransmitServer,
   type TransmitServerOptions,
+  type TransmitTokenResponse,
 } from '../../local/transmit-server';
 import { localDynamoClientAt } from './dynamo';
 
@@ -79,7 +80,7 @@ export interface Harness {
   readonly logger: MemoryLogger;
   readonly events: LogEventPublisher;
   /** Signs a user in at the emulator and stores the tokens, as an app's auth backend would. */
-  signInAndStore(userId: string, resource?: string): Promise<{ refresh_token: string; access_token: string }>;
+  signInAndStore(userId: string, resource?: string): Promise<TransmitTokenResponse>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,526 @@
+import { LogEventPublisher } from '../../functions/adapters/observability/events';
+import { MemoryLogger } from '../../functions/adapters/observability/logger';
+import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
+import { StoreUnavailableError } from '../../functions/core/errors';
+import {
+  DEFAULT_RESOURCE,
+  type LifetimePolicy,
+  type RecordKey,
+  type StoredTokens,
+  type TokenRecord,
+  type TokenSet,
+} from '../../functions/core/model';
+import type {
+  Clock,
+  DueEntry,
+  Fence,
+  IdentityProvider,
+  TokenStore,
+  WriteOutcome,
+} from '../../functions/core/ports';
+import { shardOf } from '../../functions/core/lifetimes';
+import type { Budget, RotationDeps, RotationSettings } from '../../functions/core/rotation';
+import { Secret } from '../../functions/core/secret';
+
+export const DAY = 86_400;
+
+/** 2026-01-01T00:00:00Z: every test starts here unless it says otherwise. */
+export const T0_MS = Date.UTC(2026, 0, 1);
+
+/** A clock that moves only when told to. */
+export class FakeClock implements Clock {
+  constructor(private ms = T0_MS) {}
+
+  nowMs(): number {
+    return this.ms;
+  }
+
+  /** Epoch seconds, as the records store them. */
+  nowSeconds(): number {
+    return Math.floor(this.ms / 1000);
+  }
+
+  set(ms: number): void {
+    this.ms = ms;
+  }
+
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+
+  advanceSeconds(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
+}
+
+/** A Lambda budget that shrinks as the fake clock moves. */
+export function clockBudget(clock: Clock, remainingMs: number): Budget {
+  const deadline = clock.nowMs() + remainingMs;
+  return { remainingMs: () => deadline - clock.nowMs() };
+}
+
+/** A budget that never changes. */
+export function fixedBudget(remainingMs: number): Budget {
+  return { remainingMs: () => remainingMs };
+}
+
+/** Lets every pending promise callback and one round of timers run. */
+export function tick(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Turns the event loop until `predicate` holds; throws after `maxTurns` (a test bug, not a timing issue). */
+export async function until(predicate: () => boolean, maxTurns = 1000): Promise<void> {
+  for (let turn = 0; turn < maxTurns; turn++) {
+    if (predicate()) return;
+    await tick();
+  }
+  throw new Error('condition never became true');
+}
+
+/** The rejection of `promise`; fails when it resolves. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error as Error,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token store
+
+/** The methods of the TokenStore port. */
+export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue';
+
+/** One call made to the fake store (what an assertion needs, never token material). */
+export interface StoreCall {
+  readonly method: StoreMethod;
+  readonly key?: RecordKey;
+  readonly fence?: Fence;
+  readonly version?: number;
+  readonly shard?: number;
+}
+
+/** Runs before a store call executes: the place to interleave a sibling's work. */
+export type StoreHook = (call: StoreCall) => void | Promise<void>;
+
+interface Failure {
+  readonly error: () => Error;
+  /** Apply the write, then throw (an ambiguous write: the SDK timed out after DynamoDB applied it). */
+  readonly afterApplying: boolean;
+}
+
+function copySecret(secret: Secret): Secret {
+  return new Secret(secret.reveal());
+}
+
+function copyTokens(tokens: StoredTokens | undefined): StoredTokens | undefined {
+  if (!tokens) return undefined;
+  return {
+    accessToken: copySecret(tokens.accessToken),
+    refreshToken: copySecret(tokens.refreshToken),
+    ...(tokens.idToken ? { idToken: copySecret(tokens.idToken) } : {}),
+    ...(tokens.sessionId ? { sessionId: copySecret(tokens.sessionId) } : {}),
+  };
+}
+
+/** A deep copy: callers and the store never share an object. */
+export function copyRecord(record: TokenRecord): TokenRecord {
+  return {
+    ...record,
+    key: { ...record.key },
+    tokens: copyTokens(record.tokens),
+    lease: record.lease ? { ...record.lease } : undefined,
+  };
+}
+
+function storageKey(key: RecordKey): string {
+  return `u#${key.userId}\u0000r#${key.resource}`;
+}
+
+/** Index order of the due index: dueAt, then the table key (a stable order for ties). */
+function compareDue(a: { dueAt: number; id: string }, b: { dueAt: number; id: string }): number {
+  if (a.dueAt !== b.dueAt) return a.dueAt - b.dueAt;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/**
+ * TokenStore in memory with the semantics of DynamoDbTokenStore: whole-record puts fenced on the
+ * version (and the lease when given; `version: undefined` = must not exist), a lease that needs the
+ * same version, ACTIVE status and no live lease (`leaseUntil < now`), a sparse due index queried
+ * with `dueAt <= now`, oldest first, with an exclusive-start-key cursor. Expired items are returned
+ * (DynamoDB deletes late). `corrupt` is never stored by a put (the adapter derives it on read); use
+ * `seed` to plant a record that reads back corrupt.
+ */
+export class InMemoryTokenStore implements TokenStore {
+  /** Every call, in order. */
+  readonly calls: StoreCall[] = [];
+  private readonly items = new Map<string, TokenRecord>();
+  private readonly failures = new Map<StoreMethod, Failure[]>();
+  private readonly hooks = new Map<StoreMethod, StoreHook[]>();
+
+  /** The next `times` calls of `method` throw (StoreUnavailableError unless told otherwise). */
+  failNext(
+    method: StoreMethod,
+    times = 1,
+    options: { error?: () => Error; afterApplying?: boolean } = {},
+  ): void {
+    const queue = this.failures.get(method) ?? [];
+    for (let i = 0; i < times; i++) {
+      queue.push({
+        error: options.error ?? (() => new StoreUnavailableError('injected: the token table is unavailable')),
+        afterApplying: options.afterApplying ?? false,
+      });
+    }
+    this.failures.set(method, queue);
+  }
+
+  /** Runs `hook` before the next `times` calls of `method` (each call consumes one run). */
+  beforeNext(method: StoreMethod, hook: StoreHook, times = 1): void {
+    const queue = this.hooks.get(method) ?? [];
+    for (let i = 0; i < times; i++) queue.push(hook);
+    this.hooks.set(method, queue);
+  }
+
+  /** Writes a record as is, with no fence and no hooks (test setup; may carry `corrupt`). */
+  seed(record: TokenRecord): void {
+    this.items.set(storageKey(record.key), copyRecord(record));
+  }
+
+  /** The stored record, without a call being recorded or hooks run. */
+  peek(key: RecordKey): TokenRecord | undefined {
+    const record = this.items.get(storageKey(key));
+    return record ? copyRecord(record) : undefined;
+  }
+
+  /** Changes a stored record in place, with no fence (a sibling's write in an interleaving). */
+  update(key: RecordKey, change: (record: TokenRecord) => TokenRecord): void {
+    const record = this.items.get(storageKey(key));
+    if (!record) throw new Error('no such record');
+    this.items.set(storageKey(key), copyRecord(change(copyRecord(record))));
+  }
+
+  /** How many calls of `method` were made. */
+  count(method: StoreMethod): number {
+    return this.calls.filter((call) => call.method === method).length;
+  }
+
+  async get(key: RecordKey): Promise<TokenRecord | undefined> {
+    await this.enter({ method: 'get', key: { ...key } });
+    const record = this.items.get(storageKey(key));
+    return record ? copyRecord(record) : undefined;
+  }
+
+  async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'put', key: { ...record.key }, fence: { ...fence } }, true);
+    const id = storageKey(record.key);
+    const current = this.items.get(id);
+    let holds: boolean;
+    if (fence.version === undefined) {
+      holds = current === undefined;
+    } else {
+      holds =
+        current !== undefined &&
+        current.version === fence.version &&
+        (fence.leaseId === undefined || current.lease?.id === fence.leaseId);
+    }
+    if (holds) {
+      const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
+      this.items.set(id, stored);
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
+  async acquireLease(
+    key: RecordKey,
+    version: number,
+    leaseId: string,
+    untilMs: number,
+    nowMs: number,
+  ): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'acquireLease', key: { ...key }, version }, true);
+    const id = storageKey(key);
+    const current = this.items.get(id);
+    const holds =
+      current !== undefined &&
+      current.version === version &&
+      current.status === 'ACTIVE' &&
+      (current.lease === undefined || current.lease.untilMs < nowMs);
+    if (holds) this.items.set(id, { ...current, lease: { id: leaseId, untilMs } });
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
+  async delete(key: RecordKey): Promise<void> {
+    const failure = await this.enter({ method: 'delete', key: { ...key } }, true);
+    this.items.delete(storageKey(key));
+    if (failure) throw failure.error();
+  }
+
+  async queryDue(
+    shard: number,
+    nowSeconds: number,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ entries: DueEntry[]; cursor: string | undefined }> {
+    await this.enter({ method: 'queryDue', shard });
+    const start = cursor === undefined ? undefined : (JSON.parse(cursor) as { dueAt: number; id: string });
+    const matching = [...this.items.entries()]
+      .filter(([, record]) => record.dueShard === shard && record.dueAt !== undefined && record.dueAt <= nowSeconds)
+      .map(([id, record]) => ({ id, dueAt: record.dueAt as number, key: { ...record.key } }))
+      .sort(compareDue)
+      .filter((entry) => start === undefined || compareDue(entry, start) > 0);
+    const page = matching.slice(0, limit);
+    const last = page.at(-1);
+    // DynamoDB returns LastEvaluatedKey whenever it stopped at Limit, even when nothing follows.
+    const next = page.length === limit && last ? JSON.stringify({ dueAt: last.dueAt, id: last.id }) : undefined;
+    return { entries: page.map(({ key, dueAt }) => ({ key, dueAt })), cursor: next };
+  }
+
+  /** Records the call, runs its hook, and throws or returns the injected failure. */
+  private async enter(call: StoreCall, deferFailure = false): Promise<Failure | undefined> {
+    this.calls.push(call);
+    const hook = this.hooks.get(call.method)?.shift();
+    if (hook) await hook(call);
+    const failure = this.failures.get(call.method)?.shift();
+    if (!failure) return undefined;
+    if (deferFailure && failure.afterApplying) return failure;
+    throw failure.error();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity provider
+
+/** One scripted answer: a token set, an error to throw, or a function of the presented token. */
+export type IdpResponse = TokenSet | Error | ((refreshToken: Secret) => TokenSet | Error);
+
+/** A token set whose values carry `label` (`at-<label>`, `rt-<label>`, `id-<label>`). */
+export function tokenSet(label: string, expiresIn = 3600): TokenSet {
+  return {
+    accessToken: new Secret(`at-${label}`),
+    refreshToken: new Secret(`rt-${label}`),
+    idToken: new Secret(`id-${label}`),
+    tokenType: 'Bearer',
+    expiresIn,
+  };
+}
+
+/**
+ * An IdP that answers from a queue. It records each refresh token presented (fingerprint and raw
+ * value), counts calls in flight, can hold calls at a gate, and can take simulated time. An
+ * unexpected call (empty queue, no fallback) throws a plain Error, which the core treats as a
+ * transient failure and the test sees as an extra call.
+ */
+export class ScriptedIdentityProvider implements IdentityProvider {
+  /** Raw values of the refresh tokens presented, in call order. */
+  readonly presented: string[] = [];
+  /** Fingerprints of the refresh tokens presented, in call order. */
+  readonly fingerprints: string[] = [];
+  /** The timeout each call was given. */
+  readonly timeouts: number[] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  private readonly queue: IdpResponse[] = [];
+  private fallback: IdpResponse | undefined;
+  private gate: Promise<void> | undefined;
+  private counter = 0;
+
+  constructor(
+    private readonly options: {
+      /** Moves this clock by `latencyMs` during each call. */
+      readonly clock?: FakeClock;
+      /** @default 0 */
+      readonly latencyMs?: number;
+    } = {},
+  ) {}
+
+  /** Number of refresh calls made. */
+  get calls(): number {
+    return this.presented.length;
+  }
+
+  /** Queues answers for the next calls, in order. */
+  enqueue(...responses: IdpResponse[]): this {
+    this.queue.push(...responses);
+    return this;
+  }
+
+  /** Answers every call the queue does not cover with a fresh token set (`at-auto-N`, `rt-auto-N`). */
+  rotateForever(expiresIn = 3600): this {
+    this.fallback = () => tokenSet(`auto-${++this.counter}`, expiresIn);
+    return this;
+  }
+
+  /** Holds every call until the returned function is called. */
+  hold(): () => void {
+    let release!: () => void;
+    this.gate = new Promise((resolve) => {
+      release = resolve;
+    });
+    return () => {
+      this.gate = undefined;
+      release();
+    };
+  }
+
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+    this.presented.push(refreshToken.reveal());
+    this.fingerprints.push(refreshToken.fingerprint());
+    this.timeouts.push(options.timeoutMs);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      const response = this.queue.shift() ?? this.fallback;
+      // A real call never answers synchronously: let other work interleave.
+      await tick();
+      if (this.gate) await this.gate;
+      if (this.options.clock && this.options.latencyMs) this.options.clock.advance(this.options.latencyMs);
+      if (response === undefined) throw new Error('unexpected IdP call: nothing scripted');
+      const answer = typeof response === 'function' ? response(refreshToken) : response;
+      if (answer instanceof Error) throw answer;
+      return answer;
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deps
+
+/** A small seeded generator (mulberry32): deterministic, yet not a constant. */
+export function seededRandom(seed = 42): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** The default lifetimes of the tests: 14 d refresh TTL, 365 d rotation, 3 d ahead. */
+export const TEST_LIFETIMES: LifetimePolicy = {
+  refreshTokenTtlSeconds: 14 * DAY,
+  maxRotationSeconds: 365 * DAY,
+  refreshAheadSeconds: 3 * DAY,
+};
+
+/** The default settings of the tests. */
+export const TEST_SETTINGS: Omit<RotationSettings, 'lifetimesFor'> = {
+  idpTimeoutMs: 5000,
+  leaseMs: 30_000,
+  commitReserveMs: 10_000,
+  dueShards: 4,
+  retryBaseSeconds: 30,
+  retryCapSeconds: 900,
+  reauthRetentionSeconds: 30 * DAY,
+};
+
+/** RotationDeps whose parts are the fakes, typed as such for assertions. */
+export interface TestDeps extends RotationDeps {
+  readonly store: InMemoryTokenStore;
+  readonly idp: ScriptedIdentityProvider;
+  readonly clock: FakeClock;
+  readonly metrics: InMemoryMetrics;
+  readonly logger: MemoryLogger;
+  readonly events: LogEventPublisher;
+  /** Every delay asked of `sleep`, in milliseconds. */
+  readonly sleeps: number[];
+}
+
+/** What a test may replace in {@link makeDeps}. */
+export interface DepsOverrides {
+  readonly clock?: FakeClock;
+  readonly store?: InMemoryTokenStore;
+  readonly idp?: ScriptedIdentityProvider;
+  readonly random?: () => number;
+  readonly newLeaseId?: () => string;
+  readonly settings?: Partial<Omit<RotationSettings, 'lifetimesFor'>>;
+  /** Lifetimes for every resource not named in `resourceLifetimes`. */
+  readonly lifetimes?: Partial<LifetimePolicy>;
+  readonly resourceLifetimes?: Readonly<Record<string, Partial<LifetimePolicy>>>;
+}
+
+/**
+ * Deps for the core with fakes everywhere: sleep advances the fake clock (and yields once, so
+ * callers waiting for each other interleave) instead of waiting.
+ */
+export function makeDeps(overrides: DepsOverrides = {}): TestDeps {
+  const clock = overrides.clock ?? new FakeClock();
+  const logger = new MemoryLogger();
+  const sleeps: number[] = [];
+  let leases = 0;
+  const lifetimes = { ...TEST_LIFETIMES, ...overrides.lifetimes };
+  const perResource = overrides.resourceLifetimes ?? {};
+  return {
+    store: overrides.store ?? new InMemoryTokenStore(),
+    idp: overrides.idp ?? new ScriptedIdentityProvider(),
+    clock,
+    metrics: new InMemoryMetrics(),
+    logger,
+    events: new LogEventPublisher(logger),
+    random: overrides.random ?? seededRandom(),
+    newLeaseId: overrides.newLeaseId ?? (() => `lease-${++leases}`),
+    sleep: async (ms: number) => {
+      sleeps.push(ms);
+      clock.advance(ms);
+      await tick();
+    },
+    sleeps,
+    settings: {
+      ...TEST_SETTINGS,
+      ...overrides.settings,
+      lifetimesFor: (resource: string): LifetimePolicy => ({
+        ...lifetimes,
+        ...(Object.hasOwn(perResource, resource) ? perResource[resource] : {}),
+      }),
+    },
+  };
+}
+
+/** The key the tests use unless they need several. */
+export const KEY: RecordKey = { userId: 'user-1', resource: DEFAULT_RESOURCE };
+
+/**
+ * A healthy ACTIVE record as the service would have written it at `nowSeconds` (version 1, signed
+ * in 10 days ago, refresh token `rt-0` expiring in 4 days, access token `at-0` valid 30 minutes),
+ * with `overrides` applied.
+ */
+export function activeRecord(nowSeconds: number, overrides: Partial<TokenRecord> = {}): TokenRecord {
+  const authenticatedAt = nowSeconds - 10 * DAY;
+  const refreshExpiresAt = nowSeconds + 4 * DAY;
+  const key = overrides.key ?? KEY;
+  return {
+    key,
+    status: 'ACTIVE',
+    tokens: {
+      accessToken: new Secret('at-0'),
+      refreshToken: new Secret('rt-0'),
+      idToken: new Secret('id-0'),
+      sessionId: new Secret('sess-0'),
+    },
+    tokenType: 'Bearer',
+    accessExpiresAt: nowSeconds + 1800,
+    refreshExpiresAt,
+    expiresAt: refreshExpiresAt,
+    authenticatedAt,
+    rotationDeadline: authenticatedAt + 365 * DAY,
+    version: 1,
+    lease: undefined,
+    dueShard: shardOf(key, TEST_SETTINGS.dueShards),
+    dueAt: refreshExpiresAt - 3 * DAY,
+    failures: 0,
+    lastError: undefined,
+    lastRotatedAt: undefined,
+    rotations: 0,
+    reauthReason: undefined,
+    reauthSoonNotifiedAt: undefined,
+    ...overrides,
+  };
+}
