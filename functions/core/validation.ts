@@ -86,9 +86,9 @@ function string(value: unknown, name: string, maxLength: number): string {
     throw new ValidationError(`${name} must be a non-empty string`);
   }
   if (value.length > maxLength) throw new ValidationError(`${name} must be at most ${maxLength} characters`);
-  // Control characters have no place in ids or tokens, and would corrupt key syntax and logs.
+  // Control characters (C0, DEL, C1) have no place in ids or tokens, and would corrupt key syntax and logs.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point of the check
-  if (/[\u0000-\u001f\u007f]/.test(value))
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value))
     throw new ValidationError(`${name} must not contain control characters`);
   if (value.trim() !== value) throw new ValidationError(`${name} must not start or end with whitespace`);
   return value;

@@ -49,7 +49,8 @@ describe('IDP_FLAVOR=oauth2 against oidc-provider (rotateRefreshToken: true)', (
         const tokens = await oidc.signIn(userId, { clientId: client().id });
         await h.runtime.tokenService.storeTokens({
           key: { userId, resource: 'default' },
-          authenticatedAt: undefined,
+          // Ten seconds ago, so that with the 119 s refresh-ahead every record is already due.
+          authenticatedAt: Math.floor(Date.now() / 1000) - 10,
           tokens: {
             accessToken: new Secret(tokens.access_token),
             refreshToken: new Secret(tokens.refresh_token),
