@@ -35,6 +35,8 @@ export interface Config {
   readonly leaseSeconds: number;
   readonly dueShards: number;
   readonly sweepConcurrency: number;
+  readonly idpRequestsPerSecond: number;
+  readonly reauthSoonSeconds: number;
   readonly metricsNamespace: string;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
@@ -101,6 +103,8 @@ export function loadConfig(env: Env): Config {
     leaseSeconds,
     dueShards: read.int('DUE_SHARDS', 4, 1, 64),
     sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, 1, 256),
+    idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, 1, 10_000),
+    reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),

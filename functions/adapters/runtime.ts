@@ -95,6 +95,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     sweep: new Sweep(deps, {
       concurrency: config.sweepConcurrency,
       pageSize: overrides.sweepPageSize ?? 100,
+      idpRequestsPerSecond: config.idpRequestsPerSecond,
     }),
     store,
     idp: idpClient,
@@ -115,6 +116,7 @@ export function rotationSettings(config: Config): RotationSettings {
     retryBaseSeconds: DEFAULT_SCHEDULE.retryBaseSeconds,
     retryCapSeconds: DEFAULT_SCHEDULE.retryCapSeconds,
     reauthRetentionSeconds: 30 * 86_400,
+    reauthSoonSeconds: config.reauthSoonSeconds,
     lifetimesFor: (resource: string): LifetimePolicy => ({
       ...config.lifetimes,
       ...config.resourceLifetimes[resource],

@@ -71,9 +71,12 @@ export function errorFromInvokeFailure(error: unknown, functionName: string): To
       { cause: error },
     );
   }
-  return new RefreshUnavailableError(`invoking the getAccessToken function failed (${safeName(name)}); retry later`, {
-    cause: error,
-  });
+  return new RefreshUnavailableError(
+    `invoking the getAccessToken function failed (${safeName(name)}); retry later`,
+    {
+      cause: error,
+    },
+  );
 }
 
 /** The reason of a re-authentication: an explicit `reason: <code>` marker, else the known wording. */

@@ -78,11 +78,18 @@ interface InFlight {
 
 let sharedLambdaClient: LambdaClient | undefined;
 
+/** One Lambda client for the whole module (connection reuse across invocations). */
+function sharedClient(): LambdaClient {
+  sharedLambdaClient ??= new LambdaClient({});
+  return sharedLambdaClient;
+}
+
 /** Creates a client; callers usually keep one per Lambda instance (module scope). */
 export function createTokenKeeperClient(options: TokenKeeperClientOptions = {}): TokenKeeperClient {
   const clock = options.clock ?? { nowMs: () => Date.now() };
   const cacheSize = options.cacheSize ?? 1000;
-  if (!Number.isInteger(cacheSize) || cacheSize < 1) throw new ConfigurationError('cacheSize must be a positive integer');
+  if (!Number.isInteger(cacheSize) || cacheSize < 1)
+    throw new ConfigurationError('cacheSize must be a positive integer');
   const cache = new Map<string, CachedToken>();
   const inFlight = new Map<string, InFlight>();
 
@@ -99,7 +106,7 @@ export function createTokenKeeperClient(options: TokenKeeperClientOptions = {}):
 
   const invoke = async (request: Required<GetAccessTokenRequest>): Promise<CachedToken> => {
     const name = functionName();
-    const client = options.lambdaClient ?? (sharedLambdaClient ??= new LambdaClient({}));
+    const client = options.lambdaClient ?? sharedClient();
     let response: InvokeCommandOutput;
     try {
       response = await client.send(
@@ -188,7 +195,11 @@ function normalize(request: GetAccessTokenRequest): Required<GetAccessTokenReque
     throw new ValidationError('resource must be a non-empty string when given');
   }
   const minValiditySeconds = request.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS;
-  if (!Number.isInteger(minValiditySeconds) || minValiditySeconds < 0 || minValiditySeconds > MAX_MIN_VALIDITY_SECONDS) {
+  if (
+    !Number.isInteger(minValiditySeconds) ||
+    minValiditySeconds < 0 ||
+    minValiditySeconds > MAX_MIN_VALIDITY_SECONDS
+  ) {
     throw new ValidationError(`minValiditySeconds must be an integer from 0 to ${MAX_MIN_VALIDITY_SECONDS}`);
   }
   return { userId: request.userId, resource: request.resource ?? DEFAULT_RESOURCE, minValiditySeconds };
@@ -212,15 +223,28 @@ function parseAccessToken(text: string): CachedToken {
   }
   if (typeof body !== 'object' || body === null) throw malformed();
   const { accessToken, tokenType, expiresAt } = body as Record<string, unknown>;
-  if (typeof accessToken !== 'string' || accessToken === '' || typeof tokenType !== 'string' || tokenType === '') {
+  if (
+    typeof accessToken !== 'string' ||
+    accessToken === '' ||
+    typeof tokenType !== 'string' ||
+    tokenType === ''
+  ) {
     throw malformed();
   }
   // ISO 8601 per the contract; epoch seconds accepted too, so a minor format change does not break callers.
   const expiresAtMs =
-    typeof expiresAt === 'string' ? Date.parse(expiresAt) : typeof expiresAt === 'number' ? expiresAt * 1000 : Number.NaN;
+    typeof expiresAt === 'string'
+      ? Date.parse(expiresAt)
+      : typeof expiresAt === 'number'
+        ? expiresAt * 1000
+        : Number.NaN;
   if (!Number.isFinite(expiresAtMs)) throw malformed();
   return {
-    token: { accessToken: new Secret(accessToken), tokenType, expiresAt: new Date(expiresAtMs).toISOString() },
+    token: {
+      accessToken: new Secret(accessToken),
+      tokenType,
+      expiresAt: new Date(expiresAtMs).toISOString(),
+    },
     expiresAtMs,
   };
 }

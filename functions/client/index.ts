@@ -1,4 +1,6 @@
 /** What a caller Lambda imports: `getAccessToken` over Lambda Invoke, and the typed errors it throws. */
+
+export type { ReauthReason } from '../core/errors';
 export {
   ConfigurationError,
   ReauthRequiredError,
@@ -7,7 +9,6 @@ export {
   TokenNotFoundError,
   ValidationError,
 } from '../core/errors';
-export type { ReauthReason } from '../core/errors';
 export { Secret } from '../core/secret';
 export { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from './env';
 export {

@@ -4,14 +4,16 @@
  * there is one, is kept in `cause` (non-enumerable, so a JSON log of the error omits it).
  */
 
-/** Base class: sets `name` from the subclass and keeps `cause` out of serialisation. */
+/**
+ * Base class: keeps `cause` out of serialisation. Each subclass names itself with a string
+ * literal, not its class name, because bundlers minify class names and callers match on `name`.
+ */
 export abstract class TokenKeeperError extends Error {
   /** True when the same request may succeed if retried later. */
   readonly retryable: boolean = false;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message);
-    this.name = new.target.name;
     if (options?.cause !== undefined) {
       Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false, writable: true });
     }
@@ -24,16 +26,21 @@ export abstract class TokenKeeperError extends Error {
 }
 
 /** The event or a field of it is malformed. Nothing was written. */
-export class ValidationError extends TokenKeeperError {}
+export class ValidationError extends TokenKeeperError {
+  override readonly name = 'ValidationError';
+}
 
 /** No live token record exists for the user and resource. */
-export class TokenNotFoundError extends TokenKeeperError {}
+export class TokenNotFoundError extends TokenKeeperError {
+  override readonly name = 'TokenNotFoundError';
+}
 
 /** Why a record needs the user to sign in again. */
 export type ReauthReason = 'refresh_rejected' | 'deadline' | 'expired' | 'corrupted';
 
 /** The refresh token is dead: the user must sign in again. No further IdP calls are made for it. */
 export class ReauthRequiredError extends TokenKeeperError {
+  override readonly name = 'ReauthRequiredError';
   constructor(
     message: string,
     readonly reason: ReauthReason,
@@ -45,11 +52,14 @@ export class ReauthRequiredError extends TokenKeeperError {
 
 /** A refresh could not be done right now (IdP down, contention, too little time); retry later. */
 export class RefreshUnavailableError extends TokenKeeperError {
+  override readonly name = 'RefreshUnavailableError';
   override readonly retryable = true;
 }
 
 /** A setting is missing or malformed. */
-export class ConfigurationError extends TokenKeeperError {}
+export class ConfigurationError extends TokenKeeperError {
+  override readonly name = 'ConfigurationError';
+}
 
 /** The names of the errors that cross the handler boundary. */
 export const PUBLIC_ERROR_NAMES = [
@@ -65,6 +75,7 @@ export type PublicErrorName = (typeof PUBLIC_ERROR_NAMES)[number];
 
 /** The IdP rejected the refresh token for good (400/401/403, invalid_grant and kin). */
 export class IdpPermanentError extends TokenKeeperError {
+  override readonly name = 'IdpPermanentError';
   constructor(
     message: string,
     readonly status: number,
@@ -77,6 +88,7 @@ export class IdpPermanentError extends TokenKeeperError {
 
 /** The IdP could not answer now (timeout, network, 408, 429, 5xx). */
 export class IdpTransientError extends TokenKeeperError {
+  override readonly name = 'IdpTransientError';
   override readonly retryable = true;
   constructor(
     message: string,
@@ -91,8 +103,11 @@ export class IdpTransientError extends TokenKeeperError {
 
 /** The token store failed in a way that may pass (throttling, 5xx, network). */
 export class StoreUnavailableError extends TokenKeeperError {
+  override readonly name = 'StoreUnavailableError';
   override readonly retryable = true;
 }
 
 /** A stored record could not be decrypted or parsed: it is not served. */
-export class CorruptRecordError extends TokenKeeperError {}
+export class CorruptRecordError extends TokenKeeperError {
+  override readonly name = 'CorruptRecordError';
+}

@@ -32,11 +32,32 @@ export function nextDueAt(
   policy: LifetimePolicy,
   nowSeconds: number,
   random: () => number,
+  reauthSoonAt?: number,
 ): number {
-  if (refreshExpiresAt >= rotationDeadline) return rotationDeadline;
-  const jitterWindow = Math.floor(Math.min(policy.refreshAheadSeconds / 4, 6 * 3600));
-  const due = refreshExpiresAt - policy.refreshAheadSeconds - Math.floor(random() * jitterWindow);
+  let due: number;
+  if (refreshExpiresAt >= rotationDeadline) {
+    due = rotationDeadline;
+  } else {
+    const jitterWindow = Math.floor(Math.min(policy.refreshAheadSeconds / 4, 6 * 3600));
+    due = refreshExpiresAt - policy.refreshAheadSeconds - Math.floor(random() * jitterWindow);
+  }
+  // The "Reauth Soon" notice is due work too: the record must come up when it is time to send it.
+  if (reauthSoonAt !== undefined && reauthSoonAt < due) due = reauthSoonAt;
   return Math.max(nowSeconds, due);
+}
+
+/**
+ * When the app should hear that the user must sign in again soon: `window` before the rotation
+ * deadline, but never earlier than halfway to it (a short max rotation would otherwise warn at
+ * sign-in). Undefined when the notice is switched off (window 0) or already sent.
+ */
+export function reauthSoonAt(
+  record: Pick<TokenRecord, 'authenticatedAt' | 'rotationDeadline' | 'reauthSoonNotifiedAt'>,
+  windowSeconds: number,
+): number | undefined {
+  if (windowSeconds <= 0 || record.reauthSoonNotifiedAt !== undefined) return undefined;
+  const halfway = record.authenticatedAt + Math.floor((record.rotationDeadline - record.authenticatedAt) / 2);
+  return Math.max(halfway, record.rotationDeadline - windowSeconds);
 }
 
 /**

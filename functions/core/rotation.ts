@@ -5,9 +5,10 @@ import {
   RefreshUnavailableError,
   StoreUnavailableError,
 } from './errors';
-import { nextDueAt, retryAt, shardOf } from './lifetimes';
+import { nextDueAt, reauthSoonAt, retryAt, shardOf } from './lifetimes';
 import type { LifetimePolicy, RecordKey, TokenRecord, TokenSet } from './model';
 import type { Clock, EventPublisher, IdentityProvider, Logger, Metrics, TokenStore } from './ports';
+import type { IdpRateLimiter } from './rate-limiter';
 
 /** How much time the current invocation has left (the Lambda context's, in real milliseconds). */
 export interface Budget {
@@ -25,6 +26,8 @@ export interface RotationSettings {
   readonly retryCapSeconds: number;
   /** How long a REAUTH_REQUIRED record is kept so callers get that answer, not "not found". */
   readonly reauthRetentionSeconds: number;
+  /** How long before the rotation deadline the app gets a `Reauth Soon` event (0: never). */
+  readonly reauthSoonSeconds: number;
   lifetimesFor(resource: string): LifetimePolicy;
 }
 
@@ -65,33 +68,49 @@ export class Rotation {
    * IdP call, commit fenced on the version that was read. The refresh token in `record` is sent
    * to the IdP at most once, and only while this caller holds the lease.
    */
-  async rotate(record: TokenRecord, budget: Budget): Promise<RotationOutcome> {
+  async rotate(record: TokenRecord, budget: Budget, limiter?: IdpRateLimiter): Promise<RotationOutcome> {
     const { store, idp, clock, metrics, settings } = this.deps;
     if (!record.tokens || record.corrupt || record.status !== 'ACTIVE') return { kind: 'contended' };
-    if (budget.remainingMs() < settings.idpTimeoutMs + settings.commitReserveMs) return { kind: 'no-time' };
+    const needMs = settings.idpTimeoutMs + settings.commitReserveMs;
+    if (budget.remainingMs() < needMs) return { kind: 'no-time' };
 
-    const leaseId = this.deps.newLeaseId();
-    const leasedAtMs = clock.nowMs();
-    const leased = await store.acquireLease(
-      record.key,
-      record.version,
-      leaseId,
-      leasedAtMs + settings.leaseMs,
-      leasedAtMs,
-    );
-    if (leased === 'conflict') return { kind: 'contended' };
-
-    let tokens: TokenSet;
-    const startedMs = clock.nowMs();
-    try {
-      tokens = await idp.refresh(record.tokens.refreshToken, { timeoutMs: settings.idpTimeoutMs });
-    } catch (error) {
-      metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
-      if (error instanceof IdpPermanentError) return this.onPermanentFailure(record, leaseId, error);
-      return this.onTransientFailure(record, leaseId, error);
+    // Wait for the IdP's pace before taking the lease, so waiting does not eat into the lease.
+    const release = limiter ? await limiter.acquire(budget.remainingMs() - needMs) : () => {};
+    if (!release || budget.remainingMs() < needMs) {
+      release?.();
+      return { kind: 'no-time' };
     }
-    metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
-    return this.commit(record, leaseId, tokens, budget);
+    try {
+      const leaseId = this.deps.newLeaseId();
+      const leasedAtMs = clock.nowMs();
+      const leased = await store.acquireLease(
+        record.key,
+        record.version,
+        leaseId,
+        leasedAtMs + settings.leaseMs,
+        leasedAtMs,
+      );
+      if (leased === 'conflict') return { kind: 'contended' };
+
+      let tokens: TokenSet;
+      const startedMs = clock.nowMs();
+      try {
+        tokens = await idp.refresh(record.tokens.refreshToken, { timeoutMs: settings.idpTimeoutMs });
+      } catch (error) {
+        metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+        release();
+        if (error instanceof IdpTransientError && error.status === 429)
+          limiter?.onRateLimited(error.retryAfterSeconds);
+        if (error instanceof IdpPermanentError) return await this.onPermanentFailure(record, leaseId, error);
+        return await this.onTransientFailure(record, leaseId, error);
+      }
+      metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+      release();
+      limiter?.onSuccess();
+      return await this.commit(record, leaseId, tokens, budget);
+    } finally {
+      release();
+    }
   }
 
   /** Marks a record REAUTH_REQUIRED without calling the IdP (deadline reached, token expired). */
@@ -121,6 +140,37 @@ export class Rotation {
     return true;
   }
 
+  /**
+   * Sends the `Reauth Soon` notice once and records that it was sent; the record's next due time
+   * is then its rotation again. Returns the updated record, or undefined when it moved meanwhile.
+   */
+  async notifyReauthSoon(record: TokenRecord): Promise<TokenRecord | undefined> {
+    const nowSeconds = this.nowSeconds();
+    const policy = this.deps.settings.lifetimesFor(record.key.resource);
+    const next: TokenRecord = {
+      ...record,
+      version: record.version + 1,
+      reauthSoonNotifiedAt: nowSeconds,
+      dueAt:
+        record.failures > 0 && record.dueAt !== undefined
+          ? record.dueAt
+          : nextDueAt(record.refreshExpiresAt, record.rotationDeadline, policy, nowSeconds, this.deps.random),
+    };
+    if ((await this.deps.store.put(next, { version: record.version })) === 'conflict') return undefined;
+    this.deps.metrics.count('ReauthSoon');
+    this.deps.logger.info('user must sign in again before the rotation deadline', {
+      ...logKey(record.key),
+      rotationDeadline: record.rotationDeadline,
+    });
+    await this.publish({
+      type: 'Reauth Soon',
+      key: record.key,
+      rotationDeadline: record.rotationDeadline,
+      at: nowSeconds,
+    });
+    return next;
+  }
+
   private async commit(
     record: TokenRecord,
     leaseId: string,
@@ -147,7 +197,14 @@ export class Rotation {
       version: record.version + 1,
       lease: undefined,
       dueShard: shardOf(record.key, settings.dueShards),
-      dueAt: nextDueAt(refreshExpiresAt, record.rotationDeadline, policy, nowSeconds, this.deps.random),
+      dueAt: nextDueAt(
+        refreshExpiresAt,
+        record.rotationDeadline,
+        policy,
+        nowSeconds,
+        this.deps.random,
+        reauthSoonAt(record, settings.reauthSoonSeconds),
+      ),
       failures: 0,
       lastError: undefined,
       lastRotatedAt: nowSeconds,

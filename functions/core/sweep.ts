@@ -1,4 +1,6 @@
-import type { DueEntry } from './ports';
+import { reauthSoonAt } from './lifetimes';
+import type { Clock, DueEntry } from './ports';
+import { IdpRateLimiter } from './rate-limiter';
 import { type Budget, errorName, logKey, Rotation, type RotationDeps } from './rotation';
 
 /** What one sweep did. `backlog` counts due records it found but had no time to process. */
@@ -17,6 +19,10 @@ export interface SweepSettings {
   readonly concurrency: number;
   /** Due entries read per query page and shard. */
   readonly pageSize: number;
+  /** IdP calls started per second by one sweep, at most (halved on each 429, then recovering). @default 20 */
+  readonly idpRequestsPerSecond?: number;
+  /** Real time for the rate limiter (the domain clock may be virtual). @default performance.now */
+  readonly pacingClock?: Clock;
 }
 
 type EntryResult = 'rotated' | 'failed' | 'reauthRequired' | 'skipped' | 'backlog';
@@ -47,6 +53,14 @@ export class Sweep {
     const cursors = new Map<number, string | undefined>();
     for (let shard = 0; shard < settings.dueShards; shard++) cursors.set(shard, undefined);
     let outOfTime = false;
+    const limiter = new IdpRateLimiter(
+      {
+        requestsPerSecond: this.sweepSettings.idpRequestsPerSecond ?? 20,
+        maxConcurrent: this.sweepSettings.concurrency,
+      },
+      this.sweepSettings.pacingClock ?? { nowMs: () => performance.now() },
+      this.deps.sleep,
+    );
 
     while (cursors.size > 0 && !outOfTime) {
       // One page per shard with work left, merged oldest first.
@@ -61,7 +75,7 @@ export class Sweep {
       const batch = pages.flat().sort((a, b) => a.dueAt - b.dueAt);
       summary.due += batch.length;
 
-      const results = await this.processAll(batch, budget);
+      const results = await this.processAll(batch, budget, limiter);
       for (const result of results) summary[result]++;
       outOfTime = summary.backlog > 0;
     }
@@ -73,7 +87,11 @@ export class Sweep {
   }
 
   /** Runs `entries` through a pool of `concurrency` workers that stop starting work when time is short. */
-  private async processAll(entries: DueEntry[], budget: Budget): Promise<EntryResult[]> {
+  private async processAll(
+    entries: DueEntry[],
+    budget: Budget,
+    limiter: IdpRateLimiter,
+  ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     let next = 0;
     const { idpTimeoutMs, commitReserveMs } = this.deps.settings;
@@ -84,7 +102,7 @@ export class Sweep {
           results.push('backlog');
           continue;
         }
-        results.push(await this.processEntry(entry, budget));
+        results.push(await this.processEntry(entry, budget, limiter));
       }
     };
     const workers = Math.min(this.sweepSettings.concurrency, entries.length);
@@ -92,10 +110,10 @@ export class Sweep {
     return results;
   }
 
-  private async processEntry(entry: DueEntry, budget: Budget): Promise<EntryResult> {
+  private async processEntry(entry: DueEntry, budget: Budget, limiter: IdpRateLimiter): Promise<EntryResult> {
     const { store, metrics, logger } = this.deps;
     try {
-      const record = await store.get(entry.key);
+      let record = await store.get(entry.key);
       const nowMs = this.deps.clock.nowMs();
       const nowSeconds = Math.floor(nowMs / 1000);
       // The index is eventually consistent: the record itself says whether it is still due.
@@ -123,6 +141,14 @@ export class Sweep {
         return marked ? 'reauthRequired' : 'skipped';
       }
 
+      const soonAt = reauthSoonAt(record, this.deps.settings.reauthSoonSeconds);
+      if (soonAt !== undefined && nowSeconds >= soonAt) {
+        const notified = await this.rotation.notifyReauthSoon(record);
+        if (!notified) return 'skipped';
+        record = notified;
+        if (record.dueAt === undefined || record.dueAt > nowSeconds) return 'skipped';
+      }
+
       if (record.refreshExpiresAt >= record.rotationDeadline) {
         // Rotating cannot extend access past the deadline: no IdP call, just wait for the deadline.
         const parked = { ...record, version: record.version + 1, dueAt: record.rotationDeadline };
@@ -130,7 +156,7 @@ export class Sweep {
         return 'skipped';
       }
 
-      const outcome = await this.rotation.rotate(record, budget);
+      const outcome = await this.rotation.rotate(record, budget, limiter);
       switch (outcome.kind) {
         case 'rotated':
           return 'rotated';

@@ -1,5 +1,5 @@
 import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
-import { nextDueAt, refreshExpiry, shardOf } from './lifetimes';
+import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
 import { type Budget, logKey, Rotation, type RotationDeps } from './rotation';
 import type { Secret } from './secret';
@@ -68,7 +68,17 @@ export class TokenService {
         version: (existing?.version ?? 0) + 1,
         lease: undefined,
         dueShard: shardOf(input.key, settings.dueShards),
-        dueAt: nextDueAt(refreshExpiresAt, rotationDeadline, policy, nowSeconds, this.deps.random),
+        dueAt: nextDueAt(
+          refreshExpiresAt,
+          rotationDeadline,
+          policy,
+          nowSeconds,
+          this.deps.random,
+          reauthSoonAt(
+            { authenticatedAt, rotationDeadline, reauthSoonNotifiedAt: undefined },
+            settings.reauthSoonSeconds,
+          ),
+        ),
         failures: 0,
         lastError: undefined,
         lastRotatedAt: undefined,
@@ -203,5 +213,5 @@ function reauthMessage(reason: string): string {
     expired: 'the refresh token expired before it could be rotated',
     corrupted: 'the stored tokens cannot be decrypted',
   };
-  return `the user must sign in again: ${why[reason] ?? reason}`;
+  return `the user must sign in again (reason: ${reason}): ${why[reason] ?? reason}`;
 }

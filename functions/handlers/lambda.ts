@@ -16,20 +16,30 @@ const DEFAULT_BUDGET_MS = 30_000;
  */
 export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
   return async (event: unknown, context?: Context): Promise<T> => {
-    const current = runtime();
     const startedMs = Date.now();
     const budget: Budget = context
       ? { remainingMs: () => context.getRemainingTimeInMillis() }
       : { remainingMs: () => DEFAULT_BUDGET_MS - (Date.now() - startedMs) };
+    let current: Runtime | undefined;
     try {
+      current = runtime();
       return await body(current, event, budget);
     } catch (error) {
-      throw publicError(error, current);
+      throw publicError(error, current ?? { logger: consoleLogger });
     } finally {
-      current.flush();
+      current?.flush();
     }
   };
 }
+
+/** Used only when the runtime itself could not be built: a JSON line with the error's name. */
+const consoleLogger: Pick<Runtime, 'logger'>['logger'] = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: (message, fields) =>
+    process.stderr.write(`${JSON.stringify({ level: 'ERROR', message, ...fields })}\n`),
+};
 
 /** Maps an error to one that may cross the handler boundary. */
 export function publicError(error: unknown, runtime: Pick<Runtime, 'logger'>): Error {

@@ -196,6 +196,12 @@ describe('Token lifecycle on DynamoDB Local and the Transmit emulator', () => {
       expect(h.metrics.total('TokensExpired')).toBe(0);
       const stored = await h.runtime.store.get({ userId: 'alice', resource: 'default' });
       expect(stored).toMatchObject({ status: 'REAUTH_REQUIRED', reauthReason: 'deadline' });
+      // The app heard it once, ahead of time (REAUTH_SOON_DAYS, default 14), then at the deadline.
+      const events = h.events.published.filter((e) => e.key.userId === 'alice');
+      expect(events.map((e) => e.type)).toEqual(['Reauth Soon', 'Reauth Required']);
+      const [soon, required] = events;
+      expect(required!.at - soon!.at).toBeGreaterThanOrEqual(14 * DAY - 2 * DAY);
+      expect(required!.at - soon!.at).toBeLessThanOrEqual(14 * DAY + 2 * DAY);
       expect(h.transmit.latestRefreshToken(signedIn.refresh_token)).toBeDefined();
     });
   });

@@ -16,7 +16,6 @@ export interface EmfMetricsOptions {
  */
 export class EmfMetrics implements Metrics {
   private readonly metrics: PowertoolsMetrics;
-  private stored = 0;
 
   constructor(options: EmfMetricsOptions = {}) {
     this.metrics = new PowertoolsMetrics({
@@ -35,9 +34,9 @@ export class EmfMetrics implements Metrics {
 
   /** Writes the buffered metrics (call once per invocation). */
   flush(): void {
-    if (this.stored === 0) return;
+    // Powertools flushes by itself at 100 values; asking again on an empty buffer only warns.
+    if (!this.metrics.hasStoredMetrics()) return;
     this.metrics.publishStoredMetrics();
-    this.stored = 0;
   }
 
   private add(
@@ -53,7 +52,6 @@ export class EmfMetrics implements Metrics {
       return;
     }
     this.metrics.addMetric(name, unit, value);
-    this.stored++;
   }
 }
 
