@@ -48,9 +48,13 @@ export function publicError(error: unknown, runtime: Pick<Runtime, 'logger'>): E
   }
   const retryable = error instanceof Error && (error as { retryable?: boolean }).retryable === true;
   runtime.logger.error('unexpected error', { error: error instanceof Error ? error.name : typeof error });
-  // No `cause` on what leaves: the original may say more than a caller (or a log of the thrown
-  // error) should see; its name was logged above.
-  if (retryable) return new RefreshUnavailableError('a dependency is unavailable right now; retry later');
+  // A domain error keeps its cause non-enumerable (see TokenKeeperError); an unknown error is not
+  // carried at all, since what it says is unknown. Its name was logged above.
+  if (retryable) {
+    return new RefreshUnavailableError('a dependency is unavailable right now; retry later', {
+      cause: error,
+    });
+  }
   const internal = new Error('internal error (see the function log)');
   internal.name = 'InternalError';
   return internal;
