@@ -97,6 +97,7 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
     const { handler: storeTokens } = await import('../functions/handlers/store-tokens');
     const { handler: getAccessToken } = await import('../functions/handlers/get-access-token');
     const { handler: refreshSweep } = await import('../functions/handlers/refresh-sweep');
+    const { handler: disconnect } = await import('../functions/handlers/disconnect');
     const sweepNow = () => refreshSweep({ source: 'local.timer', 'detail-type': 'Scheduled Event' });
 
     const service: HandlerServer = await startHandlerServer(
@@ -104,6 +105,7 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
         'store-tokens': (event) => storeTokens(event),
         'get-access-token': (event) => getAccessToken(event),
         'refresh-sweep': () => sweepNow(),
+        disconnect: (event) => disconnect(event),
       },
       { port: options.servicePort ?? 4000 },
     );

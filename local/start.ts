@@ -7,7 +7,7 @@ async function main(): Promise<void> {
   const t = embedded.transmit.baseUrl;
   process.stdout.write(`token-keeper is running locally.
 
-  service (handlers)   ${s}   POST /store-tokens  /get-access-token  /refresh-sweep
+  service (handlers)   ${s}   POST /store-tokens  /get-access-token  /refresh-sweep  /disconnect
   Transmit emulator    ${t}   strict: rotating refresh tokens, reuse revokes the family
   DynamoDB Local       ${embedded.dynamoEndpoint}   table ${embedded.tableName}, data in .data/
   sweep                every 30 s; demo lifetimes: refresh token 10 min, rotated ~2 min after issue
@@ -30,6 +30,9 @@ Try the whole flow (needs curl and node):
   # 4. run a sweep now (it also runs every 30 s; the demo record is due ~2 min after each rotation)
   curl -s -X POST ${s}/refresh-sweep
   curl -s ${t}/local/stats
+
+  # 5. cut the user off: logout at Transmit, then the record is deleted
+  curl -s -X POST ${s}/disconnect -d '{"userId":"demo@example.com"}'
 
 Ctrl-C stops everything.
 `);

@@ -4,7 +4,15 @@ import { type CipherConfig, type Config, configFromEnvironment } from '../config
 import { ConfigurationError } from '../core/errors';
 import { DEFAULT_SCHEDULE } from '../core/lifetimes';
 import type { LifetimePolicy } from '../core/model';
-import type { Clock, EventPublisher, IdentityProvider, Logger, Metrics, TokenStore } from '../core/ports';
+import type {
+  Clock,
+  EventPublisher,
+  IdentityProvider,
+  Logger,
+  Metrics,
+  SessionTerminator,
+  TokenStore,
+} from '../core/ports';
 import type { RotationDeps, RotationSettings } from '../core/rotation';
 import { Sweep } from '../core/sweep';
 import { TokenService } from '../core/token-service';
@@ -15,6 +23,7 @@ import { type ClientCredentialsSource, StaticClientCredentials } from './credent
 import { SecretsManagerClientCredentials } from './credentials/secrets-manager-credentials';
 import { DynamoDbTokenStore } from './dynamodb/dynamodb-token-store';
 import { OAuth2IdentityProvider } from './idp/oauth2';
+import { OAuth2SessionTerminator, TransmitSessionTerminator } from './idp/session-terminator';
 import { TransmitIdentityProvider } from './idp/transmit';
 import { EventBridgePublisher, LogEventPublisher } from './observability/events';
 import { JsonLogger } from './observability/logger';
@@ -45,6 +54,7 @@ export interface RuntimeOverrides {
   readonly logger?: Logger;
   readonly metrics?: Metrics & { flush?(): void };
   readonly events?: EventPublisher;
+  readonly sessions?: SessionTerminator;
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly fetch?: typeof fetch;
@@ -76,6 +86,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     return built;
   };
   const idp: IdentityProvider = { refresh: (token, options) => idpClient().refresh(token, options) };
+  const sessions = overrides.sessions ?? sessionTerminatorFor(config, idpClient);
 
   const deps: RotationDeps = {
     store,
@@ -88,6 +99,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     newLeaseId: randomUUID,
     sleep: overrides.sleep ?? ((ms) => sleep(ms)),
     settings: rotationSettings(config),
+    sessions,
   };
   return {
     config,
@@ -149,6 +161,20 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     ...(config.idp.revocationEndpoint ? { revocationEndpoint: config.idp.revocationEndpoint } : {}),
     ...(fetchFn ? { fetch: fetchFn } : {}),
   });
+}
+
+/** Logout (Transmit) or revocation (OAuth 2.0) through the same lazily built IdP client. */
+function sessionTerminatorFor(config: Config, idpClient: () => IdentityProvider): SessionTerminator {
+  const typed =
+    <T>(kind: abstract new (...args: never[]) => T) =>
+    (): T => {
+      const client = idpClient();
+      if (!(client instanceof kind)) throw new ConfigurationError('the IdP client cannot end sessions');
+      return client;
+    };
+  return config.idp.flavor === 'transmit'
+    ? new TransmitSessionTerminator(typed(TransmitIdentityProvider))
+    : new OAuth2SessionTerminator(typed(OAuth2IdentityProvider));
 }
 
 function credentialsFor(config: Config): ClientCredentialsSource {

@@ -1,5 +1,5 @@
 import type { IdpPermanentError, IdpTransientError, ReauthReason } from './errors';
-import type { RecordKey, TokenRecord, TokenSet } from './model';
+import type { RecordKey, StoredTokens, TokenRecord, TokenSet } from './model';
 import type { Secret } from './secret';
 
 /** Expected contention is a value, not an exception. */
@@ -54,6 +54,17 @@ export interface IdentityProvider {
 }
 
 export type IdpError = IdpPermanentError | IdpTransientError;
+
+/** What ending a user's access at the IdP did. */
+export type TerminationOutcome = 'logged_out' | 'revoked' | 'already_gone' | 'not_supported';
+
+/**
+ * Ends a user's access at the IdP: Transmit logs the session out (which revokes its refresh
+ * tokens); an OAuth 2.0 server revokes the refresh token (RFC 7009) where it has an endpoint.
+ */
+export interface SessionTerminator {
+  terminate(tokens: StoredTokens, options: { timeoutMs: number }): Promise<TerminationOutcome>;
+}
 
 /** Time, injectable so tests control it. */
 export interface Clock {

@@ -7,7 +7,15 @@ import {
 } from './errors';
 import { nextDueAt, reauthSoonAt, retryAt, shardOf } from './lifetimes';
 import type { LifetimePolicy, RecordKey, TokenRecord, TokenSet } from './model';
-import type { Clock, EventPublisher, IdentityProvider, Logger, Metrics, TokenStore } from './ports';
+import type {
+  Clock,
+  EventPublisher,
+  IdentityProvider,
+  Logger,
+  Metrics,
+  SessionTerminator,
+  TokenStore,
+} from './ports';
 import type { IdpRateLimiter } from './rate-limiter';
 
 /** How much time the current invocation has left (the Lambda context's, in real milliseconds). */
@@ -43,6 +51,8 @@ export interface RotationDeps {
   readonly newLeaseId: () => string;
   readonly sleep: (ms: number) => Promise<void>;
   readonly settings: RotationSettings;
+  /** Ends access at the IdP on disconnect. @default none: disconnect only deletes the record */
+  readonly sessions?: SessionTerminator;
 }
 
 /** The result of one rotation attempt. Contention and IdP failures are values, not exceptions. */
@@ -335,7 +345,8 @@ export class Rotation {
     return { kind: 'transient', retryAt: dueAt };
   }
 
-  private async publish(event: Parameters<EventPublisher['publish']>[0]): Promise<void> {
+  /** Publishes an app event; a failure to publish is logged, never thrown. */
+  async publish(event: Parameters<EventPublisher['publish']>[0]): Promise<void> {
     try {
       await this.deps.events.publish(event);
     } catch (error) {

@@ -1,7 +1,8 @@
 import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
-import { type Budget, logKey, Rotation, type RotationDeps } from './rotation';
+import type { TerminationOutcome } from './ports';
+import { type Budget, errorName, logKey, Rotation, type RotationDeps } from './rotation';
 import type { Secret } from './secret';
 import type { GetAccessTokenInput, StoreTokensInput } from './validation';
 
@@ -12,6 +13,16 @@ export interface ServedAccessToken {
   /** Epoch seconds. */
   readonly expiresAt: number;
   readonly source: 'cached' | 'refreshed' | 'stale';
+}
+
+/** What a disconnect did. */
+export interface DisconnectResult {
+  readonly userId: string;
+  readonly resource: string;
+  /** True when a record existed and was deleted. */
+  readonly deleted: boolean;
+  /** What happened at the IdP: `failed` means the record was deleted locally all the same. */
+  readonly idpLogout: TerminationOutcome | 'failed' | 'skipped';
 }
 
 /** How long a caller waits for a sibling's refresh, at most. */
@@ -148,6 +159,35 @@ export class TokenService {
       waitMs = Math.min(waitMs * 2, 400);
       record = await this.readLive(input.key);
     }
+  }
+
+  /**
+   * Cuts a user off: ends the session at the IdP (so no copy of its refresh tokens works), then
+   * deletes the record. Idempotent; the record is deleted even when the IdP cannot be reached.
+   */
+  async disconnect(key: RecordKey, budget: Budget): Promise<DisconnectResult> {
+    const { store, sessions, metrics, logger, settings } = this.deps;
+    const record = await store.get(key);
+    if (!record) return { userId: key.userId, resource: key.resource, deleted: false, idpLogout: 'skipped' };
+
+    let idpLogout: DisconnectResult['idpLogout'] = 'skipped';
+    if (record.tokens && sessions && budget.remainingMs() > settings.idpTimeoutMs + 1000) {
+      try {
+        idpLogout = await sessions.terminate(record.tokens, { timeoutMs: settings.idpTimeoutMs });
+      } catch (error) {
+        idpLogout = 'failed';
+        metrics.count('DisconnectIdpFailed');
+        logger.warn('IdP logout failed; deleting the record anyway', {
+          ...logKey(key),
+          error: errorName(error),
+        });
+      }
+    }
+    await store.delete(key);
+    metrics.count('Disconnected');
+    logger.info('disconnected', { ...logKey(key), idpLogout });
+    await this.rotation.publish({ type: 'Disconnected', key, idpLogout, at: this.nowSeconds() });
+    return { userId: key.userId, resource: key.resource, deleted: true, idpLogout };
   }
 
   /** Reads the record and rejects what cannot be served. */

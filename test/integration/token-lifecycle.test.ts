@@ -206,6 +206,42 @@ describe('Token lifecycle on DynamoDB Local and the Transmit emulator', () => {
     });
   });
 
+  describe('Method: disconnect', () => {
+    const key = { userId: 'alice', resource: 'default' };
+
+    it('logs the session out at the IdP, deletes the record, and is idempotent', async () => {
+      // Prepare
+      const signedIn = await h.signInAndStore('alice');
+
+      // Act
+      const first = await h.runtime.tokenService.disconnect(key, ample);
+      const second = await h.runtime.tokenService.disconnect(key, ample);
+
+      // Assess
+      expect(first).toEqual({ userId: 'alice', resource: 'default', deleted: true, idpLogout: 'logged_out' });
+      expect(second).toEqual({ userId: 'alice', resource: 'default', deleted: false, idpLogout: 'skipped' });
+      expect(await h.runtime.store.get(key)).toBeUndefined();
+      // The session's refresh tokens are revoked at the IdP: a stolen copy is useless.
+      expect(h.transmit.latestRefreshToken(signedIn.refresh_token)).toBeUndefined();
+      expect(h.events.published.map((e) => e.type)).toEqual(['Disconnected']);
+      expect(h.metrics.total('Disconnected')).toBe(1);
+    });
+
+    it('still deletes the record when the IdP cannot be reached, and reports it', async () => {
+      // Prepare
+      await h.signInAndStore('alice');
+      h.transmit.faults.failNext(1, { kind: 'status', status: 503, target: 'token' });
+
+      // Act
+      const result = await h.runtime.tokenService.disconnect(key, ample);
+
+      // Assess
+      expect(result).toMatchObject({ deleted: true, idpLogout: 'failed' });
+      expect(await h.runtime.store.get(key)).toBeUndefined();
+      expect(h.metrics.total('DisconnectIdpFailed')).toBe(1);
+    });
+  });
+
   describe('Encryption at rest', () => {
     it('leaves no token value in any raw attribute of any item', async () => {
       // Prepare
