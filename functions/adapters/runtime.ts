@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CipherConfig, type Config, configFromEnvironment } from '../config';
 import { ConfigurationError } from '../core/errors';
+import { ExpiryWatch } from '../core/expiry-watch';
 import { DEFAULT_SCHEDULE } from '../core/lifetimes';
 import type { LifetimePolicy } from '../core/model';
 import type {
@@ -40,6 +41,9 @@ export interface Runtime {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly events: EventPublisher;
+  readonly clock: Clock;
+  /** Watches TTL removals for lost tokens. */
+  readonly expiryWatch: ExpiryWatch;
   /** Writes buffered metrics; handlers call it at the end of every invocation. */
   flush(): void;
 }
@@ -114,6 +118,8 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     logger,
     metrics,
     events,
+    clock,
+    expiryWatch: new ExpiryWatch({ metrics, logger, events, clock }),
     flush: () => metrics.flush?.(),
   };
 }
@@ -190,7 +196,7 @@ function credentialsFor(config: Config): ClientCredentialsSource {
 }
 
 /** What a Lambda function does; the ones that call the IdP check its settings at start. */
-export type FunctionRole = 'storeTokens' | 'getAccessToken' | 'refreshSweep' | 'disconnect';
+export type FunctionRole = 'storeTokens' | 'getAccessToken' | 'refreshSweep' | 'disconnect' | 'expiryStream';
 
 const instances = new Map<FunctionRole, Runtime>();
 
@@ -199,7 +205,7 @@ export function lambdaRuntime(role: FunctionRole): Runtime {
   let runtime = instances.get(role);
   if (!runtime) {
     runtime = buildRuntime(configFromEnvironment());
-    if (role !== 'storeTokens') runtime.idp();
+    if (role !== 'storeTokens' && role !== 'expiryStream') runtime.idp();
     instances.set(role, runtime);
   }
   return runtime;

@@ -293,7 +293,8 @@ function itemKey(key: RecordKey): { pk: string; sk: string } {
   return { pk: USER_PREFIX + key.userId, sk: RESOURCE_PREFIX + key.resource };
 }
 
-function keyOf(pk: string, sk: string): RecordKey {
+/** The record key of an item key. */
+export function keyOf(pk: string, sk: string): RecordKey {
   return { userId: pk.slice(USER_PREFIX.length), resource: sk.slice(RESOURCE_PREFIX.length) };
 }
 

@@ -1,0 +1,11 @@
+import type { DynamoDBStreamEvent } from 'aws-lambda';
+import { removedRecords } from '../adapters/dynamodb/stream';
+import { lambdaRuntime } from '../adapters/runtime';
+import { lambdaHandler } from './lambda';
+
+/** The token table's stream (TTL removals) -> `{ tokensExpired, deadlineReached, ignored }`. */
+export const handler = lambdaHandler(
+  () => lambdaRuntime('expiryStream'),
+  async ({ expiryWatch }, event) =>
+    expiryWatch.onRemoved(removedRecords((event as DynamoDBStreamEvent).Records ?? [])),
+);
