@@ -137,3 +137,12 @@ export type AppEvent =
 export interface EventPublisher {
   publish(event: AppEvent): Promise<void>;
 }
+
+/**
+ * Checks that an ID token was issued by the IdP for this app and this user (signature, issuer,
+ * audience, expiry, `sub`), so tokens cannot be filed under the wrong user. Throws
+ * ValidationError when the token fails, RefreshUnavailableError when the keys cannot be had now.
+ */
+export interface IdTokenVerifier {
+  verify(idToken: Secret, expectedSubject: string): Promise<void>;
+}

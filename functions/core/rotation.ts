@@ -11,6 +11,7 @@ import type {
   Clock,
   EventPublisher,
   IdentityProvider,
+  IdTokenVerifier,
   Logger,
   Metrics,
   SessionTerminator,
@@ -53,6 +54,8 @@ export interface RotationDeps {
   readonly settings: RotationSettings;
   /** Ends access at the IdP on disconnect. @default none: disconnect only deletes the record */
   readonly sessions?: SessionTerminator;
+  /** Verifies ID tokens on storeTokens. @default none: not verified */
+  readonly idTokens?: IdTokenVerifier;
 }
 
 /** The result of one rotation attempt. Contention and IdP failures are values, not exceptions. */

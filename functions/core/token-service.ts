@@ -58,6 +58,11 @@ export class TokenService {
     if (refreshExpiresAt <= nowSeconds) {
       throw new ValidationError('authenticatedAt is so old that the refresh token has already expired');
     }
+    if (this.deps.idTokens) {
+      // Binds the tokens to the user they are filed under: a caller cannot store Bob's tokens as Alice's.
+      if (!input.tokens.idToken) throw new ValidationError('tokens.id_token is required (ID token verification is on)');
+      await this.deps.idTokens.verify(input.tokens.idToken, input.key.userId);
+    }
 
     for (let attempt = 1; ; attempt++) {
       const existing = await store.get(input.key);
