@@ -23,6 +23,13 @@ export type CipherConfig =
   | { readonly kind: 'kms'; readonly keyId: string }
   | { readonly kind: 'local'; readonly keyBase64: string };
 
+/** How storeTokens verifies ID tokens; undefined when it does not. */
+export interface IdTokenConfig {
+  readonly jwksUrl: string;
+  readonly issuer: string;
+  readonly audience: string;
+}
+
 /** Everything the functions read from the environment, read once. */
 export interface Config {
   readonly tableName: string;
@@ -41,6 +48,7 @@ export interface Config {
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
   readonly logLevel: string;
+  readonly idToken: IdTokenConfig | undefined;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -92,7 +100,20 @@ export function loadConfig(env: Env): Config {
       'LEASE_SECONDS must be longer than twice IDP_TIMEOUT_MS (a lease outlives a call and its commit)',
     );
   }
+  // On by default once a JWKS is named; ID_TOKEN_VERIFICATION=off is the explicit way out.
+  const jwksUrl = read.optionalUrl('ID_TOKEN_JWKS_URL');
+  const verification = read.oneOf('ID_TOKEN_VERIFICATION', ['on', 'off'] as const, jwksUrl ? 'on' : 'off');
+  let idToken: IdTokenConfig | undefined;
+  if (verification === 'on') {
+    if (!jwksUrl)
+      throw new ConfigurationError('ID_TOKEN_JWKS_URL is required when ID_TOKEN_VERIFICATION is on');
+    const audience = read.optional('ID_TOKEN_AUDIENCE') ?? clientId;
+    if (!audience) throw new ConfigurationError("ID_TOKEN_AUDIENCE is required (the app's client id)");
+    idToken = Object.freeze({ jwksUrl, issuer: read.required('ID_TOKEN_ISSUER'), audience });
+  }
+
   return Object.freeze({
+    idToken,
     tableName: read.required('TOKEN_TABLE_NAME'),
     idp: Object.freeze(idp),
     credentials,

@@ -90,6 +90,10 @@ export type MetricName =
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {
+  /**
+   * Counts `value` of `name`. With `dimensions` (a breakdown such as `reason`), the value counts
+   * both in the breakdown and in the plain total that alarms watch.
+   */
   count(name: MetricName, value?: number, dimensions?: Readonly<Record<string, string>>): void;
   milliseconds(name: MetricName, value: number): void;
 }

@@ -146,7 +146,6 @@ export class Rotation {
       ...(leaseId ? { leaseId } : {}),
     });
     if (written === 'conflict') return false;
-    this.deps.metrics.count('ReauthRequired');
     this.deps.metrics.count('ReauthRequired', 1, { reason });
     this.deps.logger.warn('record needs the user to sign in again', { ...logKey(record.key), reason });
     await this.publish({ type: 'Reauth Required', key: record.key, reason, at: nowSeconds });

@@ -60,7 +60,8 @@ export class TokenService {
     }
     if (this.deps.idTokens) {
       // Binds the tokens to the user they are filed under: a caller cannot store Bob's tokens as Alice's.
-      if (!input.tokens.idToken) throw new ValidationError('tokens.id_token is required (ID token verification is on)');
+      if (!input.tokens.idToken)
+        throw new ValidationError('tokens.id_token is required (ID token verification is on)');
       await this.deps.idTokens.verify(input.tokens.idToken, input.key.userId);
     }
 
@@ -230,7 +231,6 @@ export class TokenService {
 
   private serve(record: TokenRecord, source: ServedAccessToken['source']): ServedAccessToken {
     if (!record.tokens) throw new ReauthRequiredError(reauthMessage('corrupted'), 'corrupted');
-    this.deps.metrics.count('AccessTokenServed');
     this.deps.metrics.count('AccessTokenServed', 1, { source });
     return {
       accessToken: record.tokens.accessToken,

@@ -1,9 +1,9 @@
 import { lambdaRuntime } from '../adapters/runtime';
 import { parseKey } from '../core/validation';
-import { lambdaHandler } from './lambda';
+import { type HandlerBody, lambdaHandler } from './lambda';
 
 /** `{ userId, resource? }` -> `{ userId, resource, deleted, idpLogout }`; idempotent. */
-export const handler = lambdaHandler(
-  () => lambdaRuntime('disconnect'),
-  async ({ tokenService }, event, budget) => tokenService.disconnect(parseKey(event), budget),
-);
+export const disconnect = (async ({ tokenService }, event, budget) =>
+  tokenService.disconnect(parseKey(event), budget)) satisfies HandlerBody<unknown>;
+
+export const handler = lambdaHandler(() => lambdaRuntime('disconnect'), disconnect);

@@ -1,11 +1,12 @@
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { removedRecords } from '../adapters/dynamodb/stream';
 import { lambdaRuntime } from '../adapters/runtime';
-import { lambdaHandler } from './lambda';
+import { type HandlerBody, lambdaHandler } from './lambda';
 
 /** The token table's stream (TTL removals) -> `{ tokensExpired, deadlineReached, ignored }`. */
-export const handler = lambdaHandler(
-  () => lambdaRuntime('expiryStream'),
-  async ({ expiryWatch }, event) =>
-    expiryWatch.onRemoved(removedRecords((event as DynamoDBStreamEvent).Records ?? [])),
-);
+export const expiryStream = (async ({ expiryWatch }, event) =>
+  expiryWatch.onRemoved(
+    removedRecords((event as DynamoDBStreamEvent).Records ?? []),
+  )) satisfies HandlerBody<unknown>;
+
+export const handler = lambdaHandler(() => lambdaRuntime('expiryStream'), expiryStream);

@@ -1,19 +1,18 @@
 import { lambdaRuntime } from '../adapters/runtime';
 import { parseStoreTokensEvent } from '../core/validation';
-import { iso, lambdaHandler } from './lambda';
+import { type HandlerBody, iso, lambdaHandler } from './lambda';
 
 /** The token response of a sign-in -> the stored record's version and lifetimes. */
-export const handler = lambdaHandler(
-  () => lambdaRuntime('storeTokens'),
-  async ({ tokenService }, event) => {
-    const record = await tokenService.storeTokens(parseStoreTokensEvent(event));
-    return {
-      userId: record.key.userId,
-      resource: record.key.resource,
-      version: record.version,
-      accessTokenExpiresAt: iso(record.accessExpiresAt),
-      refreshTokenExpiresAt: iso(record.refreshExpiresAt),
-      rotationDeadline: iso(record.rotationDeadline),
-    };
-  },
-);
+export const storeTokens = (async ({ tokenService }, event) => {
+  const record = await tokenService.storeTokens(parseStoreTokensEvent(event));
+  return {
+    userId: record.key.userId,
+    resource: record.key.resource,
+    version: record.version,
+    accessTokenExpiresAt: iso(record.accessExpiresAt),
+    refreshTokenExpiresAt: iso(record.refreshExpiresAt),
+    rotationDeadline: iso(record.rotationDeadline),
+  };
+}) satisfies HandlerBody<unknown>;
+
+export const handler = lambdaHandler(() => lambdaRuntime('storeTokens'), storeTokens);

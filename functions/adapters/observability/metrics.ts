@@ -10,9 +10,9 @@ export interface EmfMetricsOptions {
 }
 
 /**
- * CloudWatch embedded metric format through Powertools: metrics without extra dimensions are
- * buffered and written by `flush()` at the end of an invocation; a metric with dimensions (a
- * breakdown such as `reason`) is written at once as its own record.
+ * CloudWatch embedded metric format through Powertools: every value goes into the plain total
+ * (dimension `service`), buffered and written by `flush()` at the end of an invocation; a value
+ * with a breakdown (such as `reason`) is also written at once as its own record.
  */
 export class EmfMetrics implements Metrics {
   private readonly metrics: PowertoolsMetrics;
@@ -49,8 +49,8 @@ export class EmfMetrics implements Metrics {
       const single = this.metrics.singleMetric();
       for (const [key, dimension] of Object.entries(dimensions)) single.addDimension(key, dimension);
       single.addMetric(name, unit, value);
-      return;
     }
+    // The plain total (dimension `service` only) is what the alarms watch.
     this.metrics.addMetric(name, unit, value);
   }
 }
@@ -74,18 +74,18 @@ export class InMemoryMetrics implements Metrics {
     this.points.push({ name, value, dimensions: {} });
   }
 
-  /** Sum of a metric's values, optionally for one dimension value (undimensioned points when none). */
+  /** Sum of a metric's values: the plain total, or the breakdown that matches `dimensions`. */
   total(name: MetricName, dimensions?: Readonly<Record<string, string>>): number {
     return this.points
       .filter((p) => p.name === name && matches(p.dimensions, dimensions))
       .reduce((sum, p) => sum + p.value, 0);
   }
 
-  /** Totals of all undimensioned metrics, by name. */
+  /** Plain totals of all counts, by name. */
   totals(): Record<string, number> {
     const result: Record<string, number> = {};
     for (const p of this.points) {
-      if (Object.keys(p.dimensions).length === 0 && p.name !== 'IdpLatency') {
+      if (p.name !== 'IdpLatency') {
         result[p.name] = (result[p.name] ?? 0) + p.value;
       }
     }
@@ -97,6 +97,6 @@ function matches(
   actual: Readonly<Record<string, string>>,
   wanted?: Readonly<Record<string, string>>,
 ): boolean {
-  if (!wanted) return Object.keys(actual).length === 0;
+  if (!wanted) return true;
   return Object.entries(wanted).every(([k, v]) => actual[k] === v);
 }

@@ -205,16 +205,22 @@ describe('Class: EmfMetrics', () => {
       expect(output.stderrLines()).toEqual([]);
     });
 
-    it('writes nothing when only dimensioned metrics were recorded (they are already out)', () => {
+    it('writes a breakdown at once and its plain total (what the alarms watch) on flush', () => {
       // Prepare
       const metrics = new EmfMetrics();
       metrics.count('RotationFailed', 1, { reason: 'idp_timeout' });
+      const beforeFlush = output.stdoutLines().length;
 
       // Act
       metrics.flush();
 
       // Assess
-      expect(output.stdoutLines()).toHaveLength(1);
+      expect(beforeFlush).toBe(1);
+      const lines = output.stdoutLines().map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatchObject({ reason: 'idp_timeout', RotationFailed: 1 });
+      expect(lines[1]).toMatchObject({ RotationFailed: 1 });
+      expect(lines[1]).not.toHaveProperty('reason');
       expect(output.stderrLines()).toEqual([]);
     });
 

@@ -1,0 +1,80 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { ExampleCaller } from './example-caller';
+import { TokenKeeper, type TokenKeeperProps } from './token-keeper';
+
+/** Properties of {@link TokenKeeperStack}: the construct's, plus the stack's own. */
+export interface TokenKeeperStackProps extends StackProps, TokenKeeperProps {
+  /**
+   * Also deploy an example caller Lambda granted with `grantGetAccessToken`.
+   * @default false
+   */
+  readonly exampleCaller?: boolean;
+  /**
+   * The API the example caller calls with the access token.
+   * @default - none
+   */
+  readonly exampleApiUrl?: string;
+  /**
+   * The complete ARN of an existing client-credentials secret (ignored when
+   * `clientCredentialsSecret` is given).
+   * @default - a new secret
+   */
+  readonly clientCredentialsSecretArn?: string;
+  /**
+   * The name of an existing EventBridge bus for the app's events (ignored when `eventBus` is given).
+   * @default - events go to the function logs only
+   */
+  readonly eventBusName?: string;
+}
+
+/** The deployable unit: one {@link TokenKeeper} and the outputs an operator needs. */
+export class TokenKeeperStack extends Stack {
+  /** The service. */
+  readonly tokenKeeper: TokenKeeper;
+  /** The example caller, when enabled. */
+  readonly exampleCaller: ExampleCaller | undefined;
+
+  constructor(scope: Construct, id: string, props: TokenKeeperStackProps) {
+    super(scope, id, props);
+    this.tokenKeeper = new TokenKeeper(this, 'TokenKeeper', {
+      ...props,
+      clientCredentialsSecret:
+        props.clientCredentialsSecret ??
+        (props.clientCredentialsSecretArn
+          ? secretsmanager.Secret.fromSecretCompleteArn(
+              this,
+              'ClientCredentials',
+              props.clientCredentialsSecretArn,
+            )
+          : undefined),
+      eventBus:
+        props.eventBus ??
+        (props.eventBusName
+          ? events.EventBus.fromEventBusName(this, 'EventBus', props.eventBusName)
+          : undefined),
+    });
+    if (props.exampleCaller) {
+      this.exampleCaller = new ExampleCaller(this, 'ExampleCaller', {
+        tokenKeeper: this.tokenKeeper,
+        apiUrl: props.exampleApiUrl,
+      });
+    }
+
+    const tk = this.tokenKeeper;
+    new CfnOutput(this, 'TableName', { value: tk.table.tableName });
+    new CfnOutput(this, 'StoreTokensFunctionName', { value: tk.storeTokensFunction.functionName });
+    new CfnOutput(this, 'GetAccessTokenFunctionName', { value: tk.getAccessTokenFunction.functionName });
+    new CfnOutput(this, 'RefreshSweepFunctionName', { value: tk.refreshSweepFunction.functionName });
+    new CfnOutput(this, 'ClientCredentialsSecretArn', {
+      value: tk.clientCredentialsSecret.secretArn,
+      description: 'Put {"client_id","client_secret"} here after the first deploy',
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: tk.monitoring.alarmTopic.topicArn });
+    if (this.exampleCaller) {
+      new CfnOutput(this, 'ExampleCallerFunctionName', { value: this.exampleCaller.function.functionName });
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { parseArgs } from 'node:util';
+import { formatReport, runSimulation } from './simulation';
+
+/** `npm run simulate -- --users 1000 --days 400 --fault-rate 0.02`: a year in minutes. */
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      users: { type: 'string', default: '1000' },
+      days: { type: 'string', default: '400' },
+      'fault-rate': { type: 'string', default: '0.02' },
+      'calls-per-user-day': { type: 'string', default: '0.1' },
+      'sweep-every-minutes': { type: 'string', default: '60' },
+      seed: { type: 'string', default: '1' },
+    },
+  });
+  const number = (name: keyof typeof values) => {
+    const value = Number(values[name]);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a non-negative number`);
+    return value;
+  };
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  const report = await runSimulation({
+    users: number('users'),
+    days: number('days'),
+    faultRate: number('fault-rate'),
+    callsPerUserDay: number('calls-per-user-day'),
+    sweepEveryMinutes: number('sweep-every-minutes'),
+    seed: number('seed'),
+    onProgress: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`${formatReport(report)}\n`);
+  const ok =
+    report.lostTokens === 0 &&
+    report.duplicateIdpUses === 0 &&
+    report.endedEarly === 0 &&
+    report.notEndedAtDeadline === 0;
+  if (!ok) {
+    process.stderr.write('FAILED: tokens were lost or a deadline was not kept\n');
+    process.exit(1);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`simulation failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,363 @@
+import { randomBytes } from 'node:crypto';
+import { CreateTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { LocalTokenCipher } from '../functions/adapters/cipher/local-cipher';
+import { DynamoDbTokenStore, keyOf } from '../functions/adapters/dynamodb/dynamodb-token-store';
+import { createTableInput } from '../functions/adapters/dynamodb/table-schema';
+import { LogEventPublisher } from '../functions/adapters/observability/events';
+import { MemoryLogger } from '../functions/adapters/observability/logger';
+import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
+import { buildRuntime } from '../functions/adapters/runtime';
+import { loadConfig } from '../functions/config';
+import { getAccessToken } from '../functions/handlers/get-access-token';
+import { lambdaHandler } from '../functions/handlers/lambda';
+import { refreshSweep } from '../functions/handlers/refresh-sweep';
+import { storeTokens } from '../functions/handlers/store-tokens';
+import { startDynamoDbLocal } from './dynamodb-local';
+import { startTransmitServer } from './transmit-server';
+
+const DAY = 86_400;
+
+/** What to simulate. */
+export interface SimulationOptions {
+  /** @default 1000 */
+  readonly users?: number;
+  /** @default 400 */
+  readonly days?: number;
+  /** Users sign in spread over this many days from the start. @default 30 */
+  readonly signInSpreadDays?: number;
+  /** getAccessToken calls per user per day, on average. @default 0.1 */
+  readonly callsPerUserDay?: number;
+  /** Share of refresh requests the IdP fails (503, 429 with Retry-After, timeouts, resets). @default 0.02 */
+  readonly faultRate?: number;
+  /** How often the sweep runs, in virtual minutes. @default 60 */
+  readonly sweepEveryMinutes?: number;
+  /** @default 14 days */
+  readonly refreshTokenTtlSeconds?: number;
+  /** @default 365 days */
+  readonly maxRotationSeconds?: number;
+  /** @default 1 */
+  readonly seed?: number;
+  /** A DynamoDB Local to use; one is started when absent. */
+  readonly dynamoEndpoint?: string;
+  /** Progress lines (one per simulated month). */
+  readonly onProgress?: (line: string) => void;
+}
+
+/** The outcome, with the figures the README shows. */
+export interface SimulationReport {
+  readonly options: Required<Omit<SimulationOptions, 'dynamoEndpoint' | 'onProgress'>>;
+  readonly signIns: number;
+  readonly rotations: number;
+  readonly idpRefreshCalls: number;
+  readonly idpCallsPerRotation: number;
+  readonly accessTokenCalls: number;
+  readonly servedCached: number;
+  readonly servedRefreshed: number;
+  readonly servedStale: number;
+  readonly callErrors: Readonly<Record<string, number>>;
+  readonly failuresByKind: Readonly<Record<string, number>>;
+  readonly faultsInjected: number;
+  readonly reauthSoonEvents: number;
+  readonly reauthRequiredEvents: Readonly<Record<string, number>>;
+  /** Users whose access ended before their rotation deadline, or whose stored refresh token is not the IdP's latest. */
+  readonly lostTokens: number;
+  /** Refresh tokens presented to the IdP more than once. */
+  readonly duplicateIdpUses: number;
+  readonly reuseDetections: number;
+  /** Users that reached REAUTH_REQUIRED (deadline) before their deadline: must be 0. */
+  readonly endedEarly: number;
+  /** Users past their deadline that are not REAUTH_REQUIRED (deadline): must be 0. */
+  readonly notEndedAtDeadline: number;
+  readonly sweeps: number;
+  readonly wallSeconds: number;
+}
+
+/** A small, seeded PRNG (mulberry32) so a run can be repeated. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A year (or more) in minutes: the real handler bodies and core on DynamoDB Local and the strict
+ * Transmit emulator, with one virtual clock for both. Users sign in, callers ask for tokens at
+ * random, the sweep runs on its schedule, the IdP fails at the given rate.
+ */
+export async function runSimulation(input: SimulationOptions = {}): Promise<SimulationReport> {
+  const options = {
+    users: input.users ?? 1000,
+    days: input.days ?? 400,
+    signInSpreadDays: input.signInSpreadDays ?? 30,
+    callsPerUserDay: input.callsPerUserDay ?? 0.1,
+    faultRate: input.faultRate ?? 0.02,
+    sweepEveryMinutes: input.sweepEveryMinutes ?? 60,
+    refreshTokenTtlSeconds: input.refreshTokenTtlSeconds ?? 14 * DAY,
+    maxRotationSeconds: input.maxRotationSeconds ?? 365 * DAY,
+    seed: input.seed ?? 1,
+  };
+  const started = Date.now();
+  const random = seeded(options.seed);
+  let nowMs = Date.UTC(2026, 0, 1);
+  const clock = { nowMs: () => nowMs };
+
+  const ownDynamo = input.dynamoEndpoint ? undefined : await startDynamoDbLocal({ inMemory: true });
+  const endpoint = input.dynamoEndpoint ?? ownDynamo!.endpoint;
+  const dynamo = new DynamoDBClient({
+    endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const tableName = `simulation-${Date.now()}-${Math.floor(random() * 1e9)}`;
+  await dynamo.send(new CreateTableCommand(createTableInput(tableName)));
+
+  const transmit = await startTransmitServer({
+    clock,
+    refreshTokenTtlSeconds: options.refreshTokenTtlSeconds,
+    maxRotationSeconds: options.maxRotationSeconds,
+    random,
+  });
+  try {
+    const keyBase64 = randomBytes(32).toString('base64');
+    const config = loadConfig({
+      TOKEN_TABLE_NAME: tableName,
+      TRANSMIT_BASE_URL: transmit.baseUrl,
+      CLIENT_ID: 'local-client',
+      CLIENT_SECRET: 'local-secret',
+      LOCAL_TOKEN_KEY: keyBase64,
+      REFRESH_TOKEN_TTL_SECONDS: String(options.refreshTokenTtlSeconds),
+      MAX_ROTATION_SECONDS: String(options.maxRotationSeconds),
+      REFRESH_AHEAD_SECONDS: String(Math.floor(options.refreshTokenTtlSeconds * 0.2)),
+      REAUTH_SOON_DAYS: String(Math.min(14, Math.floor(options.maxRotationSeconds / DAY / 4))),
+      IDP_TIMEOUT_MS: '1000',
+      LEASE_SECONDS: '5',
+      SWEEP_CONCURRENCY: '16',
+      IDP_RATE_LIMIT_RPS: '1000',
+    });
+    const metrics = new InMemoryMetrics();
+    const logger = new MemoryLogger();
+    const events = new LogEventPublisher(logger);
+    const runtime = buildRuntime(config, {
+      clock,
+      metrics,
+      logger,
+      events,
+      random,
+      store: new DynamoDbTokenStore({
+        tableName,
+        cipher: LocalTokenCipher.fromBase64(keyBase64),
+        client: dynamo,
+      }),
+    });
+    const run = {
+      store: lambdaHandler(() => runtime, storeTokens),
+      get: lambdaHandler(() => runtime, getAccessToken),
+      sweep: lambdaHandler(() => runtime, refreshSweep),
+    };
+
+    // Faults: the emulator fails this share of refresh requests, of assorted kinds.
+    if (options.faultRate > 0) {
+      transmit.faults.failRate(options.faultRate, { kind: 'status', status: 503 });
+    }
+
+    const signInAt = Array.from({ length: options.users }, () => random() * options.signInSpreadDays * DAY);
+    const deadlineOf = new Map<string, number>();
+    const endedAt = new Map<string, number>();
+    const callErrors: Record<string, number> = {};
+    const eventCounts: Record<string, number> = {};
+    let signIns = 0;
+    let accessTokenCalls = 0;
+    let sweeps = 0;
+    const stepSeconds = options.sweepEveryMinutes * 60;
+    const start = nowMs / 1000;
+    const callChancePerStep = (options.callsPerUserDay * stepSeconds) / DAY;
+    let nextProgressDay = 30;
+
+    for (let t = 0; t <= options.days * DAY; t += stepSeconds) {
+      nowMs = (start + t) * 1000;
+      const nowSeconds = start + t;
+      // Sign-ins that fall in this step.
+      const signing: Promise<void>[] = [];
+      for (let u = 0; u < options.users; u++) {
+        const at = signInAt[u]!;
+        if (at >= t && at < t + stepSeconds) {
+          const userId = `user-${u}`;
+          const tokens = transmit.signIn(userId);
+          signing.push(
+            run.store({ userId, tokens, authenticatedAt: nowSeconds }).then(() => {
+              signIns++;
+              deadlineOf.set(userId, nowSeconds + options.maxRotationSeconds);
+            }),
+          );
+        }
+      }
+      await Promise.all(signing);
+
+      // Callers ask for access tokens at random.
+      const calls: Promise<void>[] = [];
+      for (const userId of deadlineOf.keys()) {
+        if (endedAt.has(userId) || random() >= callChancePerStep) continue;
+        accessTokenCalls++;
+        const minValiditySeconds = random() < 0.3 ? 3000 : 60;
+        calls.push(
+          run.get({ userId, minValiditySeconds }).then(
+            () => undefined,
+            (error: Error) => {
+              callErrors[error.name] = (callErrors[error.name] ?? 0) + 1;
+              if (error.name === 'ReauthRequiredError' && !endedAt.has(userId))
+                endedAt.set(userId, nowSeconds);
+            },
+          ),
+        );
+      }
+      await Promise.all(calls);
+
+      await run.sweep({ source: 'simulation' });
+      sweeps++;
+      for (const event of events.published.splice(0)) {
+        if (event.type === 'Reauth Required' && !endedAt.has(event.key.userId))
+          endedAt.set(event.key.userId, event.at);
+        tally(
+          eventCounts,
+          event.type === 'Reauth Required' ? `Reauth Required (${event.reason})` : event.type,
+        );
+      }
+      if (t >= nextProgressDay * DAY) {
+        input.onProgress?.(
+          `day ${nextProgressDay}: ${signIns} signed in, ${metrics.total('RotationSucceeded')} rotations, ${endedAt.size} ended`,
+        );
+        nextProgressDay += 30;
+      }
+    }
+
+    // Judge the end state from the table and the IdP's own records.
+    const items = await scanAll(dynamo, tableName);
+    let lostTokens = 0;
+    let endedEarly = 0;
+    let notEndedAtDeadline = 0;
+    const endNow = nowMs / 1000;
+    for (const item of items) {
+      const key = keyOf(String(item.pk?.S), String(item.sk?.S));
+      const status = item.status?.S;
+      const deadline = Number(item.rotationDeadline?.N);
+      const reason = item.reauthReason?.S;
+      if (status === 'REAUTH_REQUIRED') {
+        if (reason !== 'deadline') lostTokens++;
+        else if ((endedAt.get(key.userId) ?? endNow) < deadline) endedEarly++;
+      } else if (endNow >= deadline) {
+        notEndedAtDeadline++;
+      } else {
+        const record = await runtime.store.get(key);
+        const stored = record?.tokens?.refreshToken.reveal();
+        if (!stored || transmit.latestRefreshToken(stored) !== stored) lostTokens++;
+      }
+    }
+    lostTokens += metrics.total('TokensExpired');
+
+    const rotations = metrics.total('RotationSucceeded');
+    const idpRefreshCalls = transmit.refreshLog.length;
+    // A request the IdP refused at the door (an injected fault) did not use the token up.
+    const presented = new Map<string, number>();
+    for (const entry of transmit.refreshLog) {
+      if (entry.outcome !== 'fault')
+        presented.set(entry.tokenHash, (presented.get(entry.tokenHash) ?? 0) + 1);
+    }
+    const failuresByKind: Record<string, number> = {};
+    for (const point of metrics.points) {
+      if (point.name === 'RotationFailed' && point.dimensions.reason) {
+        tally(failuresByKind, point.dimensions.reason, point.value);
+      }
+    }
+    const reauthRequiredEvents: Record<string, number> = {};
+    for (const [name, count] of Object.entries(eventCounts)) {
+      const match = /^Reauth Required \((.+)\)$/.exec(name);
+      if (match) reauthRequiredEvents[match[1]!] = count;
+    }
+    return {
+      options,
+      signIns,
+      rotations,
+      idpRefreshCalls,
+      idpCallsPerRotation: rotations === 0 ? 0 : idpRefreshCalls / rotations,
+      accessTokenCalls,
+      servedCached: metrics.total('AccessTokenServed', { source: 'cached' }),
+      servedRefreshed: metrics.total('AccessTokenServed', { source: 'refreshed' }),
+      servedStale: metrics.total('AccessTokenServed', { source: 'stale' }),
+      callErrors,
+      failuresByKind,
+      faultsInjected: transmit.refreshLog.filter((e) => e.outcome === 'fault').length,
+      reauthSoonEvents: eventCounts['Reauth Soon'] ?? 0,
+      reauthRequiredEvents,
+      lostTokens,
+      duplicateIdpUses: [...presented.values()].filter((n) => n > 1).length,
+      reuseDetections: transmit.reuseDetections,
+      endedEarly,
+      notEndedAtDeadline,
+      sweeps,
+      wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+  } finally {
+    await transmit.close();
+    dynamo.destroy();
+    await ownDynamo?.stop();
+  }
+}
+
+function tally(counts: Record<string, number>, key: string, by = 1): void {
+  counts[key] = (counts[key] ?? 0) + by;
+}
+
+async function scanAll(dynamo: DynamoDBClient, tableName: string) {
+  const items: Record<string, { S?: string; N?: string }>[] = [];
+  let start: Record<string, never> | undefined;
+  do {
+    const page = await dynamo.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
+    items.push(...((page.Items ?? []) as Record<string, { S?: string; N?: string }>[]));
+    start = page.LastEvaluatedKey as Record<string, never> | undefined;
+  } while (start);
+  return items;
+}
+
+/** The report as a markdown table. */
+export function formatReport(report: SimulationReport): string {
+  const o = report.options;
+  const rows: [string, string | number][] = [
+    ['users / days / sweep every', `${o.users} / ${o.days} / ${o.sweepEveryMinutes} min`],
+    [
+      'refresh token TTL / max rotation',
+      `${o.refreshTokenTtlSeconds / DAY} d / ${o.maxRotationSeconds / DAY} d`,
+    ],
+    ['IdP fault rate (503 on refresh)', `${(o.faultRate * 100).toFixed(1)} %`],
+    ['sign-ins', report.signIns],
+    ['sweeps', report.sweeps],
+    ['rotations', report.rotations],
+    ['IdP refresh calls', report.idpRefreshCalls],
+    ['IdP calls per rotation (faults included)', report.idpCallsPerRotation.toFixed(3)],
+    ['faults injected', report.faultsInjected],
+    ['rotation failures by kind', formatCounts(report.failuresByKind)],
+    ['getAccessToken calls', report.accessTokenCalls],
+    ['  served from cache', report.servedCached],
+    ['  refreshed on demand', report.servedRefreshed],
+    ['  stale (IdP down, token still valid)', report.servedStale],
+    ['  errors', formatCounts(report.callErrors)],
+    ['Reauth Soon events', report.reauthSoonEvents],
+    ['Reauth Required events', formatCounts(report.reauthRequiredEvents)],
+    ['ended before their deadline', report.endedEarly],
+    ['not ended at their deadline', report.notEndedAtDeadline],
+    ['refresh tokens presented twice', report.duplicateIdpUses],
+    ['reuse detections at the IdP', report.reuseDetections],
+    ['**lost tokens**', `**${report.lostTokens}**`],
+    ['wall time', `${report.wallSeconds} s`],
+  ];
+  return ['| figure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+}
+
+function formatCounts(counts: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(counts);
+  return entries.length === 0 ? '0' : entries.map(([k, v]) => `${k}: ${v}`).join(', ');
+}
