@@ -1,4 +1,5 @@
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   JwksIdTokenVerifier,
@@ -55,6 +56,16 @@ async function withEmulatorAt(
   } finally {
     await other.close();
   }
+}
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const address = probe.address();
+  await new Promise<void>((done) => probe.close(() => done()));
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return address.port;
 }
 
 interface CountingFetch {
@@ -586,9 +597,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('throws RefreshUnavailableError with the network error as cause when the JWKS endpoint is down', async () => {
       // Prepare
-      const down = await startTransmitServer();
-      const jwksUrl = `${down.baseUrl}${JWKS_PATH}`;
-      await down.close();
+      const jwksUrl = `http://127.0.0.1:${await closedPort()}${JWKS_PATH}`;
       const idToken = idTokenFor();
 
       // Act

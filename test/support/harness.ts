@@ -96,7 +96,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     CLIENT_ID: 'local-client',
     CLIENT_SECRET: 'local-secret',
     LOCAL_TOKEN_KEY: randomBytes(32).toString('base64'),
-    IDP_TIMEOUT_MS: '2000',
     ...options.env,
   });
   const metrics = new InMemoryMetrics();

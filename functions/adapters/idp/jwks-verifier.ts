@@ -132,7 +132,7 @@ export class JwksIdTokenVerifier implements IdTokenVerifier {
     if (key) return key;
     if (jws.kid !== undefined) {
       // Join a fetch already under way (a sibling saw the same new kid) before spending the cooldown.
-      const refetch = (this.#mayRefetch() ? this.#load() : undefined);
+      const refetch = this.#inflight ?? (this.#mayRefetch() ? this.#load() : undefined);
       const rotated = refetch && pickKey(await refetch, jws);
       if (rotated) return rotated;
     }
