@@ -86,6 +86,10 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
       REFRESH_TOKEN_TTL_SECONDS: String(refreshTtl),
       REFRESH_AHEAD_SECONDS: String(options.refreshAheadSeconds ?? 480),
       MAX_ROTATION_SECONDS: String(maxRotation),
+      // storeTokens checks each ID token against the emulator's keys, as it would against Transmit's.
+      ID_TOKEN_JWKS_URL: `${transmit.baseUrl}/cis/oidc/jwks`,
+      ID_TOKEN_ISSUER: transmit.baseUrl,
+      ID_TOKEN_AUDIENCE: 'local-client',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
       // EMF metric records are for CloudWatch; locally they would drown the log.
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',

@@ -9,6 +9,7 @@ import type {
   Clock,
   EventPublisher,
   IdentityProvider,
+  IdTokenVerifier,
   Logger,
   Metrics,
   SessionTerminator,
@@ -23,6 +24,7 @@ import type { TokenCipher } from './cipher/token-cipher';
 import { type ClientCredentialsSource, StaticClientCredentials } from './credentials/client-credentials';
 import { SecretsManagerClientCredentials } from './credentials/secrets-manager-credentials';
 import { DynamoDbTokenStore } from './dynamodb/dynamodb-token-store';
+import { JwksIdTokenVerifier } from './idp/jwks-verifier';
 import { OAuth2IdentityProvider } from './idp/oauth2';
 import { OAuth2SessionTerminator, TransmitSessionTerminator } from './idp/session-terminator';
 import { TransmitIdentityProvider } from './idp/transmit';
@@ -59,6 +61,7 @@ export interface RuntimeOverrides {
   readonly metrics?: Metrics & { flush?(): void };
   readonly events?: EventPublisher;
   readonly sessions?: SessionTerminator;
+  readonly idTokens?: IdTokenVerifier;
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly fetch?: typeof fetch;
@@ -91,6 +94,15 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
   };
   const idp: IdentityProvider = { refresh: (token, options) => idpClient().refresh(token, options) };
   const sessions = overrides.sessions ?? sessionTerminatorFor(config, idpClient);
+  const idTokens =
+    overrides.idTokens ??
+    (config.idToken
+      ? new JwksIdTokenVerifier({
+          ...config.idToken,
+          clock,
+          ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+        })
+      : undefined);
 
   const deps: RotationDeps = {
     store,
@@ -104,6 +116,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     sleep: overrides.sleep ?? ((ms) => sleep(ms)),
     settings: rotationSettings(config),
     sessions,
+    ...(idTokens ? { idTokens } : {}),
   };
   return {
     config,

@@ -11,6 +11,11 @@ export interface Fence {
   readonly version: number | undefined;
   /** When set, the record's lease must still be this one. */
   readonly leaseId?: string;
+  /**
+   * When set (the writer's clock, epoch ms), nobody may hold a live lease: a write that does not
+   * rotate (a notice, parking, marking) must not slip in under a caller who is refreshing.
+   */
+  readonly noLiveLeaseAtMs?: number;
 }
 
 /** An entry of the due index. */

@@ -141,10 +141,12 @@ export class Rotation {
       expiresAt: nowSeconds + this.deps.settings.reauthRetentionSeconds,
       lastError: reason,
     };
-    const written = await this.deps.store.put(next, {
-      version: record.version,
-      ...(leaseId ? { leaseId } : {}),
-    });
+    const written = await this.deps.store.put(
+      next,
+      leaseId
+        ? { version: record.version, leaseId }
+        : { version: record.version, noLiveLeaseAtMs: this.deps.clock.nowMs() },
+    );
     if (written === 'conflict') return false;
     this.deps.metrics.count('ReauthRequired', 1, { reason });
     this.deps.logger.warn('record needs the user to sign in again', { ...logKey(record.key), reason });
@@ -168,7 +170,8 @@ export class Rotation {
           ? record.dueAt
           : nextDueAt(record.refreshExpiresAt, record.rotationDeadline, policy, nowSeconds, this.deps.random),
     };
-    if ((await this.deps.store.put(next, { version: record.version })) === 'conflict') return undefined;
+    const fence = { version: record.version, noLiveLeaseAtMs: this.deps.clock.nowMs() };
+    if ((await this.deps.store.put(next, fence)) === 'conflict') return undefined;
     this.deps.metrics.count('ReauthSoon');
     this.deps.logger.info('user must sign in again before the rotation deadline', {
       ...logKey(record.key),
@@ -280,10 +283,10 @@ export class Rotation {
     error: IdpPermanentError,
   ): Promise<RotationOutcome> {
     const { store, metrics, logger } = this.deps;
-    metrics.count('RotationFailed', 1, { reason: 'rejected' });
     // A sibling that rotated first makes our (now consumed) token look dead: that is not a failure.
     const current = await store.get(record.key);
     if (current && current.version !== record.version) return { kind: 'superseded', record: current };
+    metrics.count('RotationFailed', 1, { reason: 'rejected' });
     logger.warn('IdP rejected the refresh token', {
       ...logKey(record.key),
       status: error.status,

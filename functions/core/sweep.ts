@@ -151,8 +151,14 @@ export class Sweep {
 
       if (record.refreshExpiresAt >= record.rotationDeadline) {
         // Rotating cannot extend access past the deadline: no IdP call, just wait for the deadline.
-        const parked = { ...record, version: record.version + 1, dueAt: record.rotationDeadline };
-        await store.put(parked, { version: record.version });
+        // Nothing is left to retry either: clear the failures so callers are not held in backoff.
+        const parked = {
+          ...record,
+          version: record.version + 1,
+          dueAt: record.rotationDeadline,
+          failures: 0,
+        };
+        await store.put(parked, { version: record.version, noLiveLeaseAtMs: nowMs });
         return 'skipped';
       }
 

@@ -77,12 +77,15 @@ export class TokenService {
           ...(input.tokens.sessionId ? { sessionId: input.tokens.sessionId } : {}),
         },
         tokenType: input.tokens.tokenType,
-        accessExpiresAt: nowSeconds + input.tokens.expiresIn,
+        // Issued at sign-in: a late store must not overstate how long the access token lives.
+        accessExpiresAt: Math.min(nowSeconds, authenticatedAt) + input.tokens.expiresIn,
         refreshExpiresAt,
         expiresAt: refreshExpiresAt,
         authenticatedAt,
         rotationDeadline,
-        version: (existing?.version ?? 0) + 1,
+        // A brand-new record starts at its creation time in ms, not at 1: if the old record was
+        // deleted (TTL, disconnect), a writer still holding its version cannot match the new one.
+        version: existing ? existing.version + 1 : this.deps.clock.nowMs(),
         lease: undefined,
         dueShard: shardOf(input.key, settings.dueShards),
         dueAt: nextDueAt(
@@ -206,7 +209,13 @@ export class TokenService {
 
   private assertServable(record: TokenRecord): void {
     const nowSeconds = this.nowSeconds();
-    if (record.expiresAt <= nowSeconds) throw notFound(record.key);
+    if (record.expiresAt <= nowSeconds) {
+      // DynamoDB deletes expired items late. One that ran out at its rotation deadline says why.
+      if (record.status === 'ACTIVE' && record.refreshExpiresAt >= record.rotationDeadline) {
+        throw new ReauthRequiredError(reauthMessage('deadline'), 'deadline');
+      }
+      throw notFound(record.key);
+    }
     if (record.status === 'REAUTH_REQUIRED') {
       const reason = record.reauthReason ?? 'refresh_rejected';
       throw new ReauthRequiredError(reauthMessage(reason), reason);

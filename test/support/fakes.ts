@@ -1,7 +1,8 @@
 import { LogEventPublisher } from '../../functions/adapters/observability/events';
 import { MemoryLogger } from '../../functions/adapters/observability/logger';
 import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
-import { StoreUnavailableError } from '../../functions/core/errors';
+import { IdpPermanentError, StoreUnavailableError } from '../../functions/core/errors';
+import { shardOf } from '../../functions/core/lifetimes';
 import {
   DEFAULT_RESOURCE,
   type LifetimePolicy,
@@ -18,7 +19,6 @@ import type {
   TokenStore,
   WriteOutcome,
 } from '../../functions/core/ports';
-import { shardOf } from '../../functions/core/lifetimes';
 import type { Budget, RotationDeps, RotationSettings } from '../../functions/core/rotation';
 import { Secret } from '../../functions/core/secret';
 
@@ -26,9 +26,29 @@ export const DAY = 86_400;
 
 /** 2026-01-01T00:00:00Z: every test starts here unless it says otherwise. */
 export const T0_MS = Date.UTC(2026, 0, 1);
+/** {@link T0_MS} in epoch seconds. */
+export const T0 = T0_MS / 1000;
 
-/** A clock that moves only when told to. */
+interface Timer {
+  readonly atMs: number;
+  readonly seq: number;
+  readonly wake: () => void;
+}
+
+/** Event-loop turns the clock lets pass before it moves time to the next timer. */
+const IDLE_TURNS = 3;
+
+/**
+ * A clock that moves only when told to, or through {@link FakeClock.sleep}: a virtual timer queue.
+ * Sleepers wake in the order of their wake times and time jumps to each wake time, so concurrent
+ * sleeps overlap as real ones do (two 200 ms sleeps started together end at +200 ms, not +400 ms).
+ * Time moves only after the work that is ready has had a few event-loop turns to run.
+ */
 export class FakeClock implements Clock {
+  private readonly timers: Timer[] = [];
+  private seq = 0;
+  private pumping = false;
+
   constructor(private ms = T0_MS) {}
 
   nowMs(): number {
@@ -40,16 +60,41 @@ export class FakeClock implements Clock {
     return Math.floor(this.ms / 1000);
   }
 
+  /** Jumps to an absolute time (epoch milliseconds). */
   set(ms: number): void {
     this.ms = ms;
   }
 
+  /** Moves time forward now, waking no sleeper (they wake on their own turn). */
   advance(ms: number): void {
     this.ms += ms;
   }
 
+  /** {@link FakeClock.advance} in seconds. */
   advanceSeconds(seconds: number): void {
     this.ms += seconds * 1000;
+  }
+
+  /** Resolves when virtual time reaches now + ms (at least 1 ms, like setTimeout). */
+  sleep(ms: number): Promise<void> {
+    return new Promise((wake) => {
+      this.timers.push({ atMs: this.ms + Math.max(1, ms), seq: this.seq++, wake });
+      if (!this.pumping) {
+        this.pumping = true;
+        void this.pump();
+      }
+    });
+  }
+
+  private async pump(): Promise<void> {
+    while (this.timers.length > 0) {
+      for (let turn = 0; turn < IDLE_TURNS; turn++) await tick();
+      this.timers.sort((a, b) => a.atMs - b.atMs || a.seq - b.seq);
+      const next = this.timers.shift()!;
+      this.ms = Math.max(this.ms, next.atMs);
+      next.wake();
+    }
+    this.pumping = false;
   }
 }
 
@@ -224,7 +269,10 @@ export class InMemoryTokenStore implements TokenStore {
       holds =
         current !== undefined &&
         current.version === fence.version &&
-        (fence.leaseId === undefined || current.lease?.id === fence.leaseId);
+        (fence.leaseId === undefined || current.lease?.id === fence.leaseId) &&
+        (fence.noLiveLeaseAtMs === undefined ||
+          current.lease === undefined ||
+          current.lease.untilMs < fence.noLiveLeaseAtMs);
     }
     if (holds) {
       const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
@@ -269,14 +317,17 @@ export class InMemoryTokenStore implements TokenStore {
     await this.enter({ method: 'queryDue', shard });
     const start = cursor === undefined ? undefined : (JSON.parse(cursor) as { dueAt: number; id: string });
     const matching = [...this.items.entries()]
-      .filter(([, record]) => record.dueShard === shard && record.dueAt !== undefined && record.dueAt <= nowSeconds)
+      .filter(
+        ([, record]) => record.dueShard === shard && record.dueAt !== undefined && record.dueAt <= nowSeconds,
+      )
       .map(([id, record]) => ({ id, dueAt: record.dueAt as number, key: { ...record.key } }))
       .sort(compareDue)
       .filter((entry) => start === undefined || compareDue(entry, start) > 0);
     const page = matching.slice(0, limit);
     const last = page.at(-1);
     // DynamoDB returns LastEvaluatedKey whenever it stopped at Limit, even when nothing follows.
-    const next = page.length === limit && last ? JSON.stringify({ dueAt: last.dueAt, id: last.id }) : undefined;
+    const next =
+      page.length === limit && last ? JSON.stringify({ dueAt: last.dueAt, id: last.id }) : undefined;
     return { entries: page.map(({ key, dueAt }) => ({ key, dueAt })), cursor: next };
   }
 
@@ -296,7 +347,10 @@ export class InMemoryTokenStore implements TokenStore {
 // Identity provider
 
 /** One scripted answer: a token set, an error to throw, or a function of the presented token. */
-export type IdpResponse = TokenSet | Error | ((refreshToken: Secret) => TokenSet | Error);
+export type IdpResponse =
+  | TokenSet
+  | Error
+  | ((refreshToken: Secret) => TokenSet | Error | Promise<TokenSet | Error>);
 
 /** A token set whose values carry `label` (`at-<label>`, `rt-<label>`, `id-<label>`). */
 export function tokenSet(label: string, expiresIn = 3600): TokenSet {
@@ -311,9 +365,11 @@ export function tokenSet(label: string, expiresIn = 3600): TokenSet {
 
 /**
  * An IdP that answers from a queue. It records each refresh token presented (fingerprint and raw
- * value), counts calls in flight, can hold calls at a gate, and can take simulated time. An
- * unexpected call (empty queue, no fallback) throws a plain Error, which the core treats as a
- * transient failure and the test sees as an extra call.
+ * value), counts calls in flight, can hold calls at a gate, and can take simulated time. It is as
+ * strict as DESIGN.md assumes (unless `strict: false`): a refresh token is good for one successful
+ * refresh, and presenting a consumed one revokes its whole family (it and every token issued from
+ * it answer `invalid_grant`), without using up a scripted answer. An unexpected call (empty queue,
+ * no fallback) throws a plain Error, which the core treats as transient and a test sees as a call.
  */
 export class ScriptedIdentityProvider implements IdentityProvider {
   /** Raw values of the refresh tokens presented, in call order. */
@@ -322,19 +378,29 @@ export class ScriptedIdentityProvider implements IdentityProvider {
   readonly fingerprints: string[] = [];
   /** The timeout each call was given. */
   readonly timeouts: number[] = [];
+  /** The fake time each call started at (when built with a clock). */
+  readonly startedAtMs: number[] = [];
+  /** Raw values of consumed refresh tokens that were presented again. */
+  readonly reused: string[] = [];
   inFlight = 0;
   maxInFlight = 0;
   private readonly queue: IdpResponse[] = [];
   private fallback: IdpResponse | undefined;
   private gate: Promise<void> | undefined;
   private counter = 0;
+  private readonly consumed = new Set<string>();
+  private readonly familyOf = new Map<string, number>();
+  private readonly revoked = new Set<number>();
+  private families = 0;
 
   constructor(
     private readonly options: {
-      /** Moves this clock by `latencyMs` during each call. */
+      /** Stamps each call's start with this clock; the call takes `latencyMs` of its virtual time. */
       readonly clock?: FakeClock;
       /** @default 0 */
       readonly latencyMs?: number;
+      /** Single-use refresh tokens with reuse detection. @default true */
+      readonly strict?: boolean;
     } = {},
   ) {}
 
@@ -368,24 +434,53 @@ export class ScriptedIdentityProvider implements IdentityProvider {
   }
 
   async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
-    this.presented.push(refreshToken.reveal());
+    const value = refreshToken.reveal();
+    this.presented.push(value);
     this.fingerprints.push(refreshToken.fingerprint());
     this.timeouts.push(options.timeoutMs);
+    if (this.options.clock) this.startedAtMs.push(this.options.clock.nowMs());
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
-      const response = this.queue.shift() ?? this.fallback;
+      const family = this.family(value);
+      const strict = this.options.strict ?? true;
+      const reuse = strict && this.consumed.has(value);
+      if (reuse) {
+        this.reused.push(value);
+        this.revoked.add(family);
+      }
+      const rejected = strict && this.revoked.has(family);
+      const response = rejected ? undefined : (this.queue.shift() ?? this.fallback);
       // A real call never answers synchronously: let other work interleave.
       await tick();
       if (this.gate) await this.gate;
-      if (this.options.clock && this.options.latencyMs) this.options.clock.advance(this.options.latencyMs);
+      if (this.options.clock && this.options.latencyMs)
+        await this.options.clock.sleep(this.options.latencyMs);
+      if (rejected) {
+        throw new IdpPermanentError(
+          reuse ? 'refresh token reused' : 'refresh token revoked',
+          400,
+          'invalid_grant',
+        );
+      }
       if (response === undefined) throw new Error('unexpected IdP call: nothing scripted');
-      const answer = typeof response === 'function' ? response(refreshToken) : response;
+      const answer = typeof response === 'function' ? await response(refreshToken) : response;
       if (answer instanceof Error) throw answer;
+      this.consumed.add(value);
+      this.familyOf.set(answer.refreshToken.reveal(), family);
       return answer;
     } finally {
       this.inFlight--;
     }
+  }
+
+  private family(refreshToken: string): number {
+    let family = this.familyOf.get(refreshToken);
+    if (family === undefined) {
+      family = ++this.families;
+      this.familyOf.set(refreshToken, family);
+    }
+    return family;
   }
 }
 
@@ -420,6 +515,8 @@ export const TEST_SETTINGS: Omit<RotationSettings, 'lifetimesFor'> = {
   retryBaseSeconds: 30,
   retryCapSeconds: 900,
   reauthRetentionSeconds: 30 * DAY,
+  // Off unless a test is about the notice: it would otherwise move dueAt of records near their deadline.
+  reauthSoonSeconds: 0,
 };
 
 /** RotationDeps whose parts are the fakes, typed as such for assertions. */
@@ -447,10 +544,7 @@ export interface DepsOverrides {
   readonly resourceLifetimes?: Readonly<Record<string, Partial<LifetimePolicy>>>;
 }
 
-/**
- * Deps for the core with fakes everywhere: sleep advances the fake clock (and yields once, so
- * callers waiting for each other interleave) instead of waiting.
- */
+/** Deps for the core with fakes everywhere: sleep waits in the fake clock's virtual time, never in real time. */
 export function makeDeps(overrides: DepsOverrides = {}): TestDeps {
   const clock = overrides.clock ?? new FakeClock();
   const logger = new MemoryLogger();
@@ -460,17 +554,16 @@ export function makeDeps(overrides: DepsOverrides = {}): TestDeps {
   const perResource = overrides.resourceLifetimes ?? {};
   return {
     store: overrides.store ?? new InMemoryTokenStore(),
-    idp: overrides.idp ?? new ScriptedIdentityProvider(),
+    idp: overrides.idp ?? new ScriptedIdentityProvider({ clock }),
     clock,
     metrics: new InMemoryMetrics(),
     logger,
     events: new LogEventPublisher(logger),
     random: overrides.random ?? seededRandom(),
     newLeaseId: overrides.newLeaseId ?? (() => `lease-${++leases}`),
-    sleep: async (ms: number) => {
+    sleep: (ms: number) => {
       sleeps.push(ms);
-      clock.advance(ms);
-      await tick();
+      return clock.sleep(ms);
     },
     sleeps,
     settings: {

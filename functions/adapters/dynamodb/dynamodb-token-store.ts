@@ -109,6 +109,10 @@ export class DynamoDbTokenStore implements TokenStore {
         condition += ' AND leaseId = :leaseId';
         values[':leaseId'] = fence.leaseId;
       }
+      if (fence.noLiveLeaseAtMs !== undefined) {
+        condition += ' AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)';
+        values[':now'] = fence.noLiveLeaseAtMs;
+      }
     }
     return this.conditional(() =>
       this.documents.send(

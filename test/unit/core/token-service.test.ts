@@ -47,7 +47,7 @@ const ask = (minValiditySeconds = 60) => ({ key: KEY, minValiditySeconds });
 
 describe('Class: TokenService', () => {
   describe('Method: storeTokens', () => {
-    it('creates a version 1 ACTIVE record with lifetimes counted from now and its due index keys', async () => {
+    it('creates an ACTIVE record, versioned from its creation time in ms, with lifetimes counted from now and its due index keys', async () => {
       // Prepare
       const { deps, service, now } = setup({ record: null });
 
@@ -59,7 +59,7 @@ describe('Class: TokenService', () => {
       expect(stored).toEqual(record);
       expect(stored).toMatchObject({
         status: 'ACTIVE',
-        version: 1,
+        version: now * 1000,
         tokenType: 'Bearer',
         accessExpiresAt: now + 3600,
         authenticatedAt: now,
