@@ -134,8 +134,6 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       MAX_ROTATION_SECONDS: String(options.maxRotationSeconds),
       REFRESH_AHEAD_SECONDS: String(Math.floor(options.refreshTokenTtlSeconds * 0.2)),
       REAUTH_SOON_DAYS: String(Math.min(14, Math.floor(options.maxRotationSeconds / DAY / 4))),
-      IDP_TIMEOUT_MS: '1000',
-      LEASE_SECONDS: '5',
       SWEEP_CONCURRENCY: '16',
       IDP_RATE_LIMIT_RPS: '1000',
     });
