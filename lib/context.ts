@@ -1,7 +1,11 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import type { IdentityProviderSettings, TokenKeeperLogLevel } from './token-keeper';
+import type {
+  IdentityProviderSettings,
+  IdTokenVerificationSettings,
+  TokenKeeperLogLevel,
+} from './token-keeper';
 import type { TokenKeeperStackProps } from './token-keeper-stack';
 
 /** The Transmit sandbox: used when no IdP is given, so `cdk synth` works in CI without context. */
@@ -25,6 +29,11 @@ export const CONTEXT_KEYS = [
   'oauth2RevocationEndpoint',
   'clientCredentialsSecretArn',
   'eventBusName',
+  'idTokenJwksUrl',
+  'idTokenIssuer',
+  'idTokenAudience',
+  'idpRateLimitPerSecond',
+  'reauthSoonDays',
   'alarmEmail',
   'serviceName',
   'sweepIntervalMinutes',
@@ -64,6 +73,9 @@ export function stackFromContext(node: Node): StackFromContext {
     identityProvider = { flavor, baseUrl: baseUrl ?? TRANSMIT_SANDBOX_URL };
   }
 
+  const idTokenVerification = idTokenVerificationFrom(read);
+  const reauthSoonDays = read.int('reauthSoonDays');
+
   const removal = read.oneOf('removalPolicy', ['retain', 'destroy'] as const) ?? 'retain';
   const reserved = read.string('sweepReservedConcurrency');
   const sweepMinutes = read.int('sweepIntervalMinutes');
@@ -81,6 +93,9 @@ export function stackFromContext(node: Node): StackFromContext {
       identityProvider,
       clientCredentialsSecretArn: read.string('clientCredentialsSecretArn'),
       eventBusName: read.string('eventBusName'),
+      idTokenVerification,
+      idpRateLimitPerSecond: read.int('idpRateLimitPerSecond'),
+      reauthSoon: reauthSoonDays === undefined ? undefined : Duration.days(reauthSoonDays),
       alarmEmail: read.string('alarmEmail'),
       serviceName: read.string('serviceName'),
       sweepInterval: sweepMinutes === undefined ? undefined : Duration.minutes(sweepMinutes),
@@ -103,6 +118,22 @@ export function stackFromContext(node: Node): StackFromContext {
     },
   };
 }
+
+/** ID-token verification from context: issuer and audience together, or none of the three keys. */
+function idTokenVerificationFrom(read: ContextReader): IdTokenVerificationSettings | undefined {
+  const jwksUrl = read.string('idTokenJwksUrl');
+  const issuer = read.string('idTokenIssuer');
+  const audience = read.string('idTokenAudience');
+  if (jwksUrl === undefined && issuer === undefined && audience === undefined) return undefined;
+  if (issuer === undefined || audience === undefined) {
+    throw new Error(
+      'context idTokenIssuer and idTokenAudience are both required to verify ID tokens (idTokenJwksUrl defaults for transmit)',
+    );
+  }
+  return { issuer, audience, ...(jwksUrl === undefined ? {} : { jwksUrl }) };
+}
+
+type ContextReader = ReturnType<typeof contextReader>;
 
 /** Context values arrive as strings from `-c`, or as JSON values from cdk.json. */
 function contextReader(node: Node) {

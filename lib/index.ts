@@ -3,9 +3,13 @@ export { buildTokenKeeperApp } from './app';
 export { type StackFromContext, stackFromContext, TRANSMIT_SANDBOX_URL } from './context';
 export { ExampleCaller, type ExampleCallerProps } from './example-caller';
 export {
+  DISCONNECT_FUNCTION_ENV,
+  EVENT_SOURCE,
   FUNCTION_TIMEOUTS,
   type IdentityProviderSettings,
+  type IdTokenVerificationSettings,
   type ResourceLifetimeOverrides,
+  STREAM_READ_ACTIONS,
   TABLE_ACTIONS,
   TOKEN_KEY_ENCRYPTION_CONTEXT,
   TokenKeeper,

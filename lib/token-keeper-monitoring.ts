@@ -22,7 +22,12 @@ export type TokenKeeperMetricName =
   | 'SweepDue'
   | 'SweepBacklog'
   | 'IdpLatency'
-  | 'TokensExpired';
+  | 'TokensExpired'
+  | 'TokensStored'
+  | 'ReauthSoon'
+  | 'RotationRecovered'
+  | 'Disconnected'
+  | 'DisconnectIdpFailed';
 
 /** Properties of {@link TokenKeeperMonitoring}. */
 export interface TokenKeeperMonitoringProps {
@@ -139,6 +144,14 @@ export class TokenKeeperMonitoring extends Construct {
         'A refresh token expired before it was rotated. The sweep did not reach it in time: check ' +
         'the SweepBacklog and RotationFailed alarms, the schedule and the sweep errors.',
     });
+    this.addCountAlarm('DisconnectIdpFailed', {
+      metricName: 'DisconnectIdpFailed',
+      threshold: 1,
+      period: ALARM_PERIOD,
+      description:
+        'A user was deleted locally but the IdP logout / revocation failed: their session may still be alive ' +
+        'at the IdP. Find the user in the disconnect log ("IdP logout failed") and log them out there.',
+    });
     const backlogPeriods = props.sweepBacklogPeriods ?? 2;
     this.#addAlarm(
       new cloudwatch.Alarm(this, 'SweepBacklogAlarm', {
@@ -190,6 +203,19 @@ export class TokenKeeperMonitoring extends Construct {
           width: 12,
           left: [this.metric('SweepDue'), this.metric('TokensExpired')],
           right: [this.metric('SweepBacklog', { statistic: cloudwatch.Stats.MAXIMUM })],
+        }),
+        new cloudwatch.GraphWidget({
+          title: 'Users',
+          width: 12,
+          left: (
+            [
+              'TokensStored',
+              'ReauthSoon',
+              'RotationRecovered',
+              'Disconnected',
+              'DisconnectIdpFailed',
+            ] as const
+          ).map((name) => this.metric(name)),
         }),
       );
     }

@@ -25,7 +25,7 @@ export interface TokenKeeperStackProps extends StackProps, TokenKeeperProps {
   readonly clientCredentialsSecretArn?: string;
   /**
    * The name of an existing EventBridge bus for the app's events (ignored when `eventBus` is given).
-   * @default - events go to the function logs only
+   * @default - the account's default bus
    */
   readonly eventBusName?: string;
 }
@@ -68,6 +68,8 @@ export class TokenKeeperStack extends Stack {
     new CfnOutput(this, 'StoreTokensFunctionName', { value: tk.storeTokensFunction.functionName });
     new CfnOutput(this, 'GetAccessTokenFunctionName', { value: tk.getAccessTokenFunction.functionName });
     new CfnOutput(this, 'RefreshSweepFunctionName', { value: tk.refreshSweepFunction.functionName });
+    new CfnOutput(this, 'DisconnectFunctionName', { value: tk.disconnectFunction.functionName });
+    new CfnOutput(this, 'EventBusName', { value: tk.eventBus.eventBusName });
     new CfnOutput(this, 'ClientCredentialsSecretArn', {
       value: tk.clientCredentialsSecret.secretArn,
       description: 'Put {"client_id","client_secret"} here after the first deploy',

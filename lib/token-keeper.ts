@@ -5,7 +5,8 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -16,14 +17,26 @@ import { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from '../fun
 import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
 import { METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
 
-/** The encryption context of every token-key call; the IAM grants require it. */
+/** The encryption context of every token-key call; the IAM grants and the key policy require it. */
 export const TOKEN_KEY_ENCRYPTION_CONTEXT = { purpose: 'token-keeper' } as const;
+
+/**
+ * The `source` of every event the functions put on EventBridge (`EVENT_SOURCE` of
+ * functions/adapters/observability/events.ts; a test keeps the two equal). The PutEvents grants
+ * require it, so a function role cannot publish events that pretend to come from another service.
+ */
+export const EVENT_SOURCE = 'token-keeper';
+
+/** Set by `grantDisconnect`: the name of the disconnect function. */
+export const DISCONNECT_FUNCTION_ENV = 'TOKEN_KEEPER_DISCONNECT_FUNCTION';
 
 /** Where the functions' code lives. */
 export const HANDLER_ENTRIES = {
   storeTokens: join(PROJECT_ROOT, 'functions/handlers/store-tokens.ts'),
   getAccessToken: join(PROJECT_ROOT, 'functions/handlers/get-access-token.ts'),
   refreshSweep: join(PROJECT_ROOT, 'functions/handlers/refresh-sweep.ts'),
+  disconnect: join(PROJECT_ROOT, 'functions/handlers/disconnect.ts'),
+  expiryStream: join(PROJECT_ROOT, 'functions/handlers/expiry-stream.ts'),
 } as const;
 
 /** Fixed function timeouts: the lease and IdP timeout are validated against them. */
@@ -31,6 +44,9 @@ export const FUNCTION_TIMEOUTS = {
   storeTokens: Duration.seconds(10),
   getAccessToken: Duration.seconds(30),
   refreshSweep: Duration.seconds(300),
+  disconnect: Duration.seconds(30),
+  // A batch of up to 100 removals, one PutEvents call each.
+  expiryStream: Duration.seconds(60),
 } as const;
 
 /** Time a function needs besides the IdP call: lease, KMS, the commit and its retries. */
@@ -41,7 +57,19 @@ export const TABLE_ACTIONS = {
   storeTokens: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   getAccessToken: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   refreshSweep: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  // Reads the record (for the IdP session), then deletes it.
+  disconnect: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
 } as const;
+
+/**
+ * What the expiry consumer may do with the table's stream (resource: that stream's ARN).
+ * `dynamodb:ListStreams` is granted apart: it has no resource-level permissions.
+ */
+export const STREAM_READ_ACTIONS = [
+  'dynamodb:DescribeStream',
+  'dynamodb:GetRecords',
+  'dynamodb:GetShardIterator',
+];
 
 /** What a function may do with the token key: make data keys to seal, open what it reads. */
 const TOKEN_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
@@ -51,6 +79,12 @@ const TOKEN_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
  * it). Only through DynamoDB: the grant carries a `kms:ViaService` condition.
  */
 const STORAGE_KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
+
+/** The storage-key actions of a reader that never writes the table (what CDK's read grants give). */
+const STORAGE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
+
+/** The principal DynamoDB's TTL process writes on the stream records of its deletions. */
+const TTL_PRINCIPAL = 'dynamodb.amazonaws.com';
 
 /** The identity provider the functions refresh tokens with. */
 export type IdentityProviderSettings =
@@ -74,6 +108,26 @@ export type IdentityProviderSettings =
        */
       readonly revocationEndpoint?: string;
     };
+
+/**
+ * How storeTokens verifies the ID token of a sign-in (signature against the IdP's JWKS, issuer,
+ * audience, expiry, and `sub` equal to the userId), so tokens cannot be filed under the wrong user.
+ */
+export interface IdTokenVerificationSettings {
+  /**
+   * The IdP's JWKS (https).
+   * @default - transmit: `{baseUrl}/cis/oidc/jwks`; required with the oauth2 flavour
+   */
+  readonly jwksUrl?: string;
+  /**
+   * The exact `iss` of the ID tokens (https URL). Transmit: `https://userid.security` (US), a
+   * regional variant such as `https://eu.userid.security`, or the app's own subdomain when
+   * app-specific signing keys are on: check the `iss` of one of your ID tokens.
+   */
+  readonly issuer: string;
+  /** This app's client id: it must be among the token's `aud`. */
+  readonly audience: string;
+}
 
 /** Lifetimes of one resource that differ from the defaults (Transmit sets them per resource). */
 export interface ResourceLifetimeOverrides {
@@ -144,6 +198,24 @@ export interface TokenKeeperProps {
    */
   readonly sweepConcurrency?: number;
   /**
+   * Requests per second the sweep sends to the IdP at most, shared by its workers (an integer,
+   * 1-10,000); a 429 slows it down further. getAccessToken is not limited: it refreshes on demand.
+   * @default 20
+   */
+  readonly idpRateLimitPerSecond?: number;
+  /**
+   * The `Reauth Soon` event goes out once, this long before a record's absolute rotation deadline,
+   * so the app can ask the user to sign in again ahead of time (whole days, 0-365).
+   * @default Duration.days(14)
+   */
+  readonly reauthSoon?: Duration;
+  /**
+   * Verify the ID token in storeTokens. Off unless given: the issuer is specific to the app's
+   * Transmit tenant and region, so it cannot be guessed.
+   * @default - ID tokens are not verified
+   */
+  readonly idTokenVerification?: IdTokenVerificationSettings;
+  /**
    * How often the sweep runs (whole minutes).
    * @default Duration.minutes(15)
    */
@@ -175,9 +247,10 @@ export interface TokenKeeperProps {
    */
   readonly deletionProtection?: boolean;
   /**
-   * An EventBridge bus for the app's events (`Reauth Required`, `Reauth Soon`, `Tokens Expired`,
-   * `Rotation Recovered`; source `token-keeper`); the refreshing functions may put events on it.
-   * @default - events are written to the function logs only
+   * The EventBridge bus for the app's events (`Reauth Required`, `Reauth Soon`, `Tokens Expired`,
+   * `Rotation Recovered`, `Disconnected`; source `token-keeper`). The publishing functions may put
+   * events with that source on this bus only.
+   * @default - the account's default bus
    */
   readonly eventBus?: events.IEventBus;
   /**
@@ -216,11 +289,23 @@ interface FunctionSpec {
   readonly asyncMaxEventAge?: Duration;
 }
 
+/** Statements a function role may get; each function picks from these. */
+interface Statements {
+  readonly tableItems: (actions: readonly string[]) => iam.PolicyStatement;
+  readonly tokenKeyUse: iam.PolicyStatement;
+  readonly tokenKeyDecrypt: iam.PolicyStatement;
+  readonly storageKeyViaDynamoDb: iam.PolicyStatement;
+  readonly storageKeyReadViaDynamoDb: iam.PolicyStatement;
+  readonly readSecret: iam.PolicyStatement;
+  readonly putEvents: iam.PolicyStatement;
+}
+
 /**
- * token-keeper on AWS: the token table and its keys, the client-credentials secret, the
- * storeTokens / getAccessToken / refreshSweep functions (one least-privilege role each), the
- * sweep schedule, alarms and dashboard. Grant callers with {@link grantGetAccessToken} and
- * {@link grantStoreTokens}; there is no function URL and no public invoke.
+ * token-keeper on AWS: the token table (with its stream) and its keys, the client-credentials
+ * secret, the storeTokens / getAccessToken / refreshSweep / disconnect / expiryStream functions
+ * (one least-privilege role each), the sweep schedule, the stream consumer, alarms and dashboard.
+ * Grant callers with {@link grantGetAccessToken}, {@link grantStoreTokens} and
+ * {@link grantDisconnect}; there is no function URL and no public invoke.
  */
 export class TokenKeeper extends Construct {
   /** The token table (one item per user and resource, sparse `byDue` index). */
@@ -237,6 +322,16 @@ export class TokenKeeper extends Construct {
   readonly getAccessTokenFunction: nodejs.NodejsFunction;
   /** Run by the schedule: rotates the refresh tokens that are due. */
   readonly refreshSweepFunction: nodejs.NodejsFunction;
+  /** Invoked by granted callers to log a user out at the IdP and delete their record. */
+  readonly disconnectFunction: nodejs.NodejsFunction;
+  /** Consumes the table stream's TTL removals: counts and reports tokens lost to expiry. */
+  readonly expiryStreamFunction: nodejs.NodejsFunction;
+  /** The stream -> expiryStream mapping (TTL removals only). */
+  readonly expiryStreamMapping: lambda.EventSourceMapping;
+  /** Where the stream mapping sends the position of batches it gave up on. */
+  readonly expiryStreamFailureQueue: sqs.Queue;
+  /** The bus the functions publish the app's events on. */
+  readonly eventBus: events.IEventBus;
   /** The EventBridge rule that runs the sweep. */
   readonly sweepSchedule: events.Rule;
   /** Sweep events EventBridge could not deliver. */
@@ -262,6 +357,20 @@ export class TokenKeeper extends Construct {
       enableKeyRotation: true,
       removalPolicy,
     });
+    // The key itself refuses cryptographic use without the context, whoever asks (an admin, a
+    // role granted later with a broader policy): a sealed token cannot be opened outside token-keeper.
+    this.tokenKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyCryptographicUseWithoutTheTokenKeeperEncryptionContext',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'],
+        resources: ['*'],
+        conditions: {
+          StringNotEquals: { 'kms:EncryptionContext:purpose': TOKEN_KEY_ENCRYPTION_CONTEXT.purpose },
+        },
+      }),
+    );
     this.storageKey = new kms.Key(this, 'StorageKey', {
       description: `${settings.serviceName}: at-rest encryption of the token table and the alarm topic`,
       enableKeyRotation: true,
@@ -276,6 +385,8 @@ export class TokenKeeper extends Construct {
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: this.storageKey,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // The expiry consumer reads keys, status and lifetimes of what the TTL deleted: the old image.
+      stream: dynamodb.StreamViewType.OLD_IMAGE,
       removalPolicy,
       deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
     });
@@ -309,6 +420,8 @@ export class TokenKeeper extends Construct {
       });
     }
 
+    this.eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultEventBus', 'default');
+
     this.monitoring = new TokenKeeperMonitoring(this, 'Monitoring', {
       serviceName: settings.serviceName,
       topicKey: this.storageKey,
@@ -318,17 +431,24 @@ export class TokenKeeper extends Construct {
       dashboard: props.dashboard,
     });
 
-    const commonEnv: Record<string, string> = {
+    // What every function needs to build its runtime (functions/config.ts requires the table and
+    // the key ARN even where they are unused) and to log and count.
+    const baseEnv: Record<string, string> = {
       TOKEN_TABLE_NAME: this.table.tableName,
       TOKEN_KEY_ARN: this.tokenKey.keyArn,
-      REFRESH_TOKEN_TTL_SECONDS: String(settings.refreshTokenTtl.toSeconds()),
-      MAX_ROTATION_SECONDS: String(settings.maxRotation.toSeconds()),
-      REFRESH_AHEAD_SECONDS: String(settings.refreshAhead.toSeconds()),
-      DUE_SHARDS: String(settings.dueShards),
       METRICS_NAMESPACE,
       POWERTOOLS_SERVICE_NAME: settings.serviceName,
       LOG_LEVEL: settings.logLevel,
       NODE_OPTIONS: '--enable-source-maps',
+    };
+    const eventsEnv = { EVENT_BUS_NAME: this.eventBus.eventBusName };
+    const commonEnv: Record<string, string> = {
+      ...baseEnv,
+      REFRESH_TOKEN_TTL_SECONDS: String(settings.refreshTokenTtl.toSeconds()),
+      MAX_ROTATION_SECONDS: String(settings.maxRotation.toSeconds()),
+      REFRESH_AHEAD_SECONDS: String(settings.refreshAhead.toSeconds()),
+      DUE_SHARDS: String(settings.dueShards),
+      REAUTH_SOON_DAYS: String(settings.reauthSoon.toDays()),
       ...(props.resourceLifetimes !== undefined && Object.keys(props.resourceLifetimes).length > 0
         ? { RESOURCE_LIFETIMES: JSON.stringify(resourceLifetimesJson(props.resourceLifetimes)) }
         : {}),
@@ -339,36 +459,22 @@ export class TokenKeeper extends Construct {
       CLIENT_CREDENTIALS_SECRET_ARN: this.clientCredentialsSecret.secretArn,
       IDP_TIMEOUT_MS: String(settings.idpTimeout.toMilliseconds()),
       LEASE_SECONDS: String(settings.leaseDuration.toSeconds()),
-      ...(props.eventBus ? { EVENT_BUS_NAME: props.eventBus.eventBusName } : {}),
+      ...eventsEnv,
     };
 
-    const tableItems = (actions: readonly string[]) =>
-      new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] });
-    const tokenKeyUse = new iam.PolicyStatement({
-      actions: TOKEN_KEY_ACTIONS,
-      resources: [this.tokenKey.keyArn],
-      conditions: { StringEquals: { 'kms:EncryptionContext:purpose': TOKEN_KEY_ENCRYPTION_CONTEXT.purpose } },
-    });
-    const storageKeyViaDynamoDb = new iam.PolicyStatement({
-      actions: STORAGE_KEY_ACTIONS,
-      resources: [this.storageKey.keyArn],
-      conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
-    });
-    const readSecret = new iam.PolicyStatement({
-      actions: ['secretsmanager:GetSecretValue'],
-      resources: [secretArnForPolicy(this.clientCredentialsSecret)],
-    });
-    const putEvents = props.eventBus
-      ? [new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [props.eventBus.eventBusArn] })]
-      : [];
+    const statements = this.statements();
 
     this.storeTokensFunction = this.addFunction('StoreTokens', {
       entry: HANDLER_ENTRIES.storeTokens,
       description: `${settings.serviceName}: stores the token set of a fresh sign-in`,
       timeout: FUNCTION_TIMEOUTS.storeTokens,
       memorySize: 256,
-      environment: commonEnv,
-      statements: [tableItems(TABLE_ACTIONS.storeTokens), tokenKeyUse, storageKeyViaDynamoDb],
+      environment: { ...commonEnv, ...idTokenEnv(props.idTokenVerification, props.identityProvider) },
+      statements: [
+        statements.tableItems(TABLE_ACTIONS.storeTokens),
+        statements.tokenKeyUse,
+        statements.storageKeyViaDynamoDb,
+      ],
     });
     this.getAccessTokenFunction = this.addFunction('GetAccessToken', {
       entry: HANDLER_ENTRIES.getAccessToken,
@@ -377,11 +483,11 @@ export class TokenKeeper extends Construct {
       memorySize: 256,
       environment: refreshEnv,
       statements: [
-        tableItems(TABLE_ACTIONS.getAccessToken),
-        tokenKeyUse,
-        storageKeyViaDynamoDb,
-        readSecret,
-        ...putEvents,
+        statements.tableItems(TABLE_ACTIONS.getAccessToken),
+        statements.tokenKeyUse,
+        statements.storageKeyViaDynamoDb,
+        statements.readSecret,
+        statements.putEvents,
       ],
     });
     this.refreshSweepFunction = this.addFunction('RefreshSweep', {
@@ -389,26 +495,62 @@ export class TokenKeeper extends Construct {
       description: `${settings.serviceName}: rotates the refresh tokens that are due`,
       timeout: FUNCTION_TIMEOUTS.refreshSweep,
       memorySize: 512,
-      environment: { ...refreshEnv, SWEEP_CONCURRENCY: String(settings.sweepConcurrency) },
+      environment: {
+        ...refreshEnv,
+        SWEEP_CONCURRENCY: String(settings.sweepConcurrency),
+        IDP_RATE_LIMIT_RPS: String(settings.idpRateLimitPerSecond),
+      },
       statements: [
-        tableItems(TABLE_ACTIONS.refreshSweep),
+        statements.tableItems(TABLE_ACTIONS.refreshSweep),
         new iam.PolicyStatement({
           actions: ['dynamodb:Query'],
           resources: [`${this.table.tableArn}/index/${TOKEN_TABLE.dueIndex.name}`],
         }),
-        tokenKeyUse,
-        storageKeyViaDynamoDb,
-        readSecret,
-        ...putEvents,
+        statements.tokenKeyUse,
+        statements.storageKeyViaDynamoDb,
+        statements.readSecret,
+        statements.putEvents,
       ],
       reservedConcurrentExecutions: settings.sweepReservedConcurrency,
       // A failed sweep is not retried: the next scheduled one picks up the same due records.
       asyncRetryAttempts: 0,
       asyncMaxEventAge: settings.sweepInterval,
     });
+    this.disconnectFunction = this.addFunction('Disconnect', {
+      entry: HANDLER_ENTRIES.disconnect,
+      description: `${settings.serviceName}: logs a user out at the IdP and deletes their tokens`,
+      timeout: FUNCTION_TIMEOUTS.disconnect,
+      memorySize: 256,
+      environment: refreshEnv,
+      statements: [
+        statements.tableItems(TABLE_ACTIONS.disconnect),
+        // It opens the stored session id / refresh token to end the session, and seals nothing.
+        statements.tokenKeyDecrypt,
+        statements.storageKeyViaDynamoDb,
+        statements.readSecret,
+        statements.putEvents,
+      ],
+    });
+    this.expiryStreamFunction = this.addFunction('ExpiryStream', {
+      entry: HANDLER_ENTRIES.expiryStream,
+      description: `${settings.serviceName}: reports refresh tokens lost to expiry (table stream, TTL removals)`,
+      timeout: FUNCTION_TIMEOUTS.expiryStream,
+      memorySize: 256,
+      // No IdP settings, no secret: it never calls the IdP. The key ARN is there only because the
+      // configuration requires it; the role has no permission on the token key.
+      environment: { ...baseEnv, ...eventsEnv },
+      statements: [
+        new iam.PolicyStatement({
+          actions: STREAM_READ_ACTIONS,
+          resources: [this.tableStreamArn()],
+        }),
+        statements.storageKeyReadViaDynamoDb,
+        statements.putEvents,
+      ],
+    });
 
-    // An existing secret may be encrypted with its own key: the refreshing functions decrypt it.
-    for (const fn of [this.getAccessTokenFunction, this.refreshSweepFunction]) {
+    // An existing secret may be encrypted with its own key: the functions that call the IdP decrypt it.
+    for (const fn of [this.getAccessTokenFunction, this.refreshSweepFunction, this.disconnectFunction]) {
       this.clientCredentialsSecret.encryptionKey?.grantDecrypt(fn);
     }
 
@@ -441,6 +583,26 @@ export class TokenKeeper extends Construct {
       'EventBridge could not invoke the refresh sweep (the messages in the dead-letter queue say why). ' +
         'Tokens are not being rotated: fix the cause (permissions, throttling), then purge the queue.',
     );
+
+    this.expiryStreamFailureQueue = new sqs.Queue(this, 'ExpiryStreamFailureQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.expiryStreamFailureQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself the on-failure destination of the table stream mapping (it holds the shard ' +
+        'and sequence numbers of batches given up on); its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
+    });
+    this.expiryStreamMapping = this.addExpiryStreamMapping();
+    this.monitoring.addQueueNotEmptyAlarm(
+      'ExpiryStreamFailures',
+      this.expiryStreamFailureQueue,
+      'The expiry consumer gave up on a batch of TTL removals, so lost tokens in it were neither counted ' +
+        'nor reported. The message names the shard and sequence numbers: read those records from the table ' +
+        'stream within 24 h (stream retention), fix the function error in its log, then purge the queue.',
+    );
   }
 
   /** Grants invoke on the getAccessToken function and sets TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION. */
@@ -451,6 +613,96 @@ export class TokenKeeper extends Construct {
   /** Grants invoke on the storeTokens function and sets TOKEN_KEEPER_STORE_TOKENS_FUNCTION. */
   grantStoreTokens(grantee: TokenKeeperGrantee): iam.Grant {
     return grantInvoke(grantee, this.storeTokensFunction, STORE_TOKENS_FUNCTION_ENV);
+  }
+
+  /** Grants invoke on the disconnect function and sets TOKEN_KEEPER_DISCONNECT_FUNCTION. */
+  grantDisconnect(grantee: TokenKeeperGrantee): iam.Grant {
+    return grantInvoke(grantee, this.disconnectFunction, DISCONNECT_FUNCTION_ENV);
+  }
+
+  /** The statements the function roles are built from, each scoped to one resource. */
+  private statements(): Statements {
+    const tokenKey = (actions: string[]) =>
+      new iam.PolicyStatement({
+        actions,
+        resources: [this.tokenKey.keyArn],
+        conditions: {
+          StringEquals: { 'kms:EncryptionContext:purpose': TOKEN_KEY_ENCRYPTION_CONTEXT.purpose },
+        },
+      });
+    const storageKey = (actions: string[]) =>
+      new iam.PolicyStatement({
+        actions,
+        resources: [this.storageKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
+      });
+    return {
+      tableItems: (actions) =>
+        new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }),
+      tokenKeyUse: tokenKey(TOKEN_KEY_ACTIONS),
+      tokenKeyDecrypt: tokenKey(['kms:Decrypt']),
+      storageKeyViaDynamoDb: storageKey(STORAGE_KEY_ACTIONS),
+      storageKeyReadViaDynamoDb: storageKey(STORAGE_KEY_READ_ACTIONS),
+      readSecret: new iam.PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [secretArnForPolicy(this.clientCredentialsSecret)],
+      }),
+      putEvents: new iam.PolicyStatement({
+        actions: ['events:PutEvents'],
+        resources: [this.eventBus.eventBusArn],
+        conditions: { StringEquals: { 'events:source': EVENT_SOURCE } },
+      }),
+    };
+  }
+
+  private tableStreamArn(): string {
+    const arn = this.table.tableStreamArn;
+    if (arn === undefined) throw new Error('TokenKeeper: the token table has no stream');
+    return arn;
+  }
+
+  /**
+   * Feeds the table stream's TTL removals, and nothing else, to the expiry consumer: the filter
+   * drops every write and every delete made by a caller (disconnect, an operator), so the function
+   * runs only when DynamoDB's TTL process deleted a record.
+   */
+  private addExpiryStreamMapping(): lambda.EventSourceMapping {
+    const role = this.expiryStreamFunction.role as iam.Role;
+    // ListStreams has no resource-level permissions (Service Authorization Reference), and Lambda
+    // checks for it when it creates a stream mapping. Kept in a policy of its own so the
+    // acknowledgement below covers this one statement, not the rest of the role.
+    const listStreams = new iam.Policy(this, 'ExpiryStreamListStreamsPolicy', {
+      statements: [new iam.PolicyStatement({ actions: ['dynamodb:ListStreams'], resources: ['*'] })],
+      roles: [role],
+    });
+    Validations.of(listStreams).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'dynamodb:ListStreams supports no resource-level permission (only "*"), and Lambda requires it to create ' +
+        'the table stream mapping; it lists stream ARNs (metadata), never items. Stream reads are on this stream ARN only.',
+    });
+    const mapping = this.expiryStreamFunction.addEventSourceMapping('TtlRemovals', {
+      eventSourceArn: this.tableStreamArn(),
+      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+      batchSize: 100,
+      // A failing record is isolated by halving the batch, retried a bounded number of times, and
+      // given up after an hour (its position goes to the queue; the stream keeps it 24 h).
+      bisectBatchOnError: true,
+      retryAttempts: 3,
+      maxRecordAge: Duration.hours(1),
+      onFailure: new SqsDlq(this.expiryStreamFailureQueue),
+      filters: [
+        lambda.FilterCriteria.filter({
+          eventName: lambda.FilterRule.isEqual('REMOVE'),
+          userIdentity: {
+            type: lambda.FilterRule.isEqual('Service'),
+            principalId: lambda.FilterRule.isEqual(TTL_PRINCIPAL),
+          },
+        }),
+      ],
+    });
+    mapping.node.addDependency(listStreams);
+    return mapping;
   }
 
   /**
@@ -498,6 +750,9 @@ interface ResolvedSettings {
   readonly leaseDuration: Duration;
   readonly dueShards: number;
   readonly sweepConcurrency: number;
+  readonly idpRateLimitPerSecond: number;
+  readonly reauthSoon: Duration;
+  readonly idTokenVerification: IdTokenVerificationSettings | undefined;
   readonly sweepInterval: Duration;
   readonly sweepReservedConcurrency: number | undefined;
   readonly logLevel: TokenKeeperLogLevel;
@@ -514,6 +769,9 @@ function resolveSettings(props: TokenKeeperProps): ResolvedSettings {
     leaseDuration: props.leaseDuration ?? Duration.seconds(30),
     dueShards: props.dueShards ?? 4,
     sweepConcurrency: props.sweepConcurrency ?? 8,
+    idpRateLimitPerSecond: props.idpRateLimitPerSecond ?? 20,
+    reauthSoon: props.reauthSoon ?? Duration.days(14),
+    idTokenVerification: props.idTokenVerification,
     sweepInterval: props.sweepInterval ?? Duration.minutes(15),
     sweepReservedConcurrency:
       props.sweepReservedConcurrency === false ? undefined : (props.sweepReservedConcurrency ?? 1),
@@ -537,6 +795,10 @@ function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): v
       `leaseDuration (${s.leaseDuration.toMilliseconds()} ms) must exceed idpTimeout + 10 s (${idpMs + COMMIT_BUDGET_MS} ms): ` +
         'the lease has to outlive an IdP call plus the commit',
     );
+  }
+  // functions/config.ts refuses LEASE_SECONDS <= 2 x IDP_TIMEOUT_MS: fail here, not at the first call.
+  if (s.leaseDuration.toMilliseconds() <= 2 * idpMs) {
+    fail('leaseDuration must exceed twice idpTimeout (the functions refuse a shorter lease)');
   }
   for (const [name, timeout] of [
     ['getAccessToken', FUNCTION_TIMEOUTS.getAccessToken],
@@ -570,6 +832,18 @@ function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): v
     fail('sweepConcurrency must be an integer from 1 to 256');
   }
   if (
+    !Number.isInteger(s.idpRateLimitPerSecond) ||
+    s.idpRateLimitPerSecond < 1 ||
+    s.idpRateLimitPerSecond > 10_000
+  ) {
+    fail('idpRateLimitPerSecond must be an integer from 1 to 10000');
+  }
+  const reauthSoonSeconds = s.reauthSoon.toSeconds({ integral: false });
+  if (reauthSoonSeconds % 86_400 !== 0 || reauthSoonSeconds < 0 || reauthSoonSeconds > 365 * 86_400) {
+    fail('reauthSoon must be a whole number of days from 0 to 365');
+  }
+  if (s.idTokenVerification !== undefined) checkIdTokenVerification(s.idTokenVerification, idp, fail);
+  if (
     s.sweepReservedConcurrency !== undefined &&
     (!Number.isInteger(s.sweepReservedConcurrency) || s.sweepReservedConcurrency < 1)
   ) {
@@ -583,6 +857,28 @@ function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): v
     if (url !== undefined && !Token.isUnresolved(url) && !isHttpsUrl(url)) {
       fail(`the IdP URLs must be https URLs (got "${url}")`);
     }
+  }
+}
+
+/** The ID-token settings the functions' configuration accepts; the JWKS defaults only for Transmit. */
+function checkIdTokenVerification(
+  v: IdTokenVerificationSettings,
+  idp: IdentityProviderSettings,
+  fail: (message: string) => never,
+): void {
+  if (v.jwksUrl === undefined && idp.flavor !== 'transmit') {
+    fail('idTokenVerification.jwksUrl is required with the oauth2 flavour');
+  }
+  for (const [name, url] of [
+    ['jwksUrl', v.jwksUrl],
+    ['issuer', v.issuer],
+  ] as const) {
+    if (url !== undefined && !Token.isUnresolved(url) && !isHttpsUrl(url)) {
+      fail(`idTokenVerification.${name} must be an https URL (got "${url}")`);
+    }
+  }
+  if (!Token.isUnresolved(v.audience) && v.audience.trim() === '') {
+    fail("idTokenVerification.audience must be the app's client id, not empty");
   }
 }
 
@@ -619,6 +915,22 @@ function identityProviderEnv(idp: IdentityProviderSettings): Record<string, stri
     OAUTH2_TOKEN_ENDPOINT: idp.tokenEndpoint,
     OAUTH2_CLIENT_AUTH: idp.clientAuth ?? 'client_secret_basic',
     ...(idp.revocationEndpoint ? { OAUTH2_REVOCATION_ENDPOINT: idp.revocationEndpoint } : {}),
+  };
+}
+
+/** storeTokens' ID-token settings: none unless verification is configured (the issuer cannot be guessed). */
+function idTokenEnv(
+  v: IdTokenVerificationSettings | undefined,
+  idp: IdentityProviderSettings,
+): Record<string, string> {
+  if (v === undefined) return {};
+  const jwksUrl =
+    v.jwksUrl ?? (idp.flavor === 'transmit' ? `${idp.baseUrl.replace(/\/+$/, '')}/cis/oidc/jwks` : '');
+  return {
+    ID_TOKEN_VERIFICATION: 'on',
+    ID_TOKEN_JWKS_URL: jwksUrl,
+    ID_TOKEN_ISSUER: v.issuer,
+    ID_TOKEN_AUDIENCE: v.audience,
   };
 }
 

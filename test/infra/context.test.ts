@@ -73,6 +73,51 @@ describe('Module: lib/context', () => {
       });
     });
 
+    it('reads ID-token verification, the IdP rate limit and the re-auth notice', () => {
+      const { props, warnings } = fromContext({
+        transmitBaseUrl: 'https://api.eu.transmitsecurity.io',
+        idTokenIssuer: 'https://eu.userid.security',
+        idTokenAudience: 'app-client-id',
+        idpRateLimitPerSecond: '5',
+        reauthSoonDays: 30,
+      });
+      expect(warnings).toEqual([]);
+      expect(props.idTokenVerification).toEqual({
+        issuer: 'https://eu.userid.security',
+        audience: 'app-client-id',
+      });
+      expect(props.idpRateLimitPerSecond).toBe(5);
+      expect(props.reauthSoon?.toDays()).toBe(30);
+      expect(
+        fromContext({
+          idTokenJwksUrl: 'https://idp.example.com/jwks',
+          idTokenIssuer: 'https://idp.example.com',
+          idTokenAudience: 'c',
+        }).props.idTokenVerification,
+      ).toEqual({
+        jwksUrl: 'https://idp.example.com/jwks',
+        issuer: 'https://idp.example.com',
+        audience: 'c',
+      });
+    });
+
+    it('leaves ID-token verification, rate limit and re-auth notice to the construct defaults when absent', () => {
+      const { props } = fromContext({});
+      expect(props.idTokenVerification).toBeUndefined();
+      expect(props.idpRateLimitPerSecond).toBeUndefined();
+      expect(props.reauthSoon).toBeUndefined();
+    });
+
+    it('requires issuer and audience together to verify ID tokens', () => {
+      expect(() => fromContext({ idTokenIssuer: 'https://userid.security' })).toThrow(
+        /idTokenIssuer and idTokenAudience are both required/,
+      );
+      expect(() => fromContext({ idTokenJwksUrl: 'https://idp.example.com/jwks' })).toThrow(
+        /idTokenIssuer and idTokenAudience/,
+      );
+      expect(() => fromContext({ idTokenAudience: 'c' })).toThrow(/idTokenIssuer and idTokenAudience/);
+    });
+
     it('throws naming the key of a bad value', () => {
       expect(() => fromContext({ idpFlavor: 'oauth2' })).toThrow(/oauth2TokenEndpoint is required/);
       expect(() => fromContext({ idpFlavor: 'saml' })).toThrow(/idpFlavor must be one of/);
@@ -81,6 +126,8 @@ describe('Module: lib/context', () => {
       expect(() => fromContext({ logRetentionDays: '10' })).toThrow(/logRetentionDays/);
       expect(() => fromContext({ removalPolicy: 'snapshot' })).toThrow(/removalPolicy/);
       expect(() => fromContext({ alarmEmail: 42 })).toThrow(/alarmEmail must be a string/);
+      expect(() => fromContext({ idpRateLimitPerSecond: 'fast' })).toThrow(/idpRateLimitPerSecond/);
+      expect(() => fromContext({ reauthSoonDays: '-1' })).toThrow(/reauthSoonDays/);
     });
   });
 });

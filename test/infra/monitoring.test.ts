@@ -40,6 +40,7 @@ describe('Class: TokenKeeperMonitoring', () => {
       ['ReauthRequired', 300],
       ['PersistFailed', 60],
       ['TokensExpired', 300],
+      ['DisconnectIdpFailed', 300],
     ] as const;
 
     it.each(countAlarms)(
@@ -92,6 +93,31 @@ describe('Class: TokenKeeperMonitoring', () => {
         AlarmActions: [topicRef],
       });
     });
+
+    it('tells the operator to end the IdP session by hand when a disconnect could not', () => {
+      built.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'DisconnectIdpFailed',
+        AlarmDescription: Match.stringLikeRegexp('session may still be alive at the IdP.*log them out there'),
+      });
+    });
+
+    it('alarms as soon as the expiry stream consumer gives up on a batch', () => {
+      const queue = built.stack.tokenKeeper.expiryStreamFailureQueue;
+      built.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'TokenKeeperTest-token-keeper-ExpiryStreamFailures',
+        AlarmDescription: Match.stringLikeRegexp('within 24 h'),
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Period: 300,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef],
+      });
+    });
   });
 
   describe('Method: addFunctionAlarms', () => {
@@ -99,6 +125,8 @@ describe('Class: TokenKeeperMonitoring', () => {
       ['StoreTokens', 'storeTokensFunction', 8_000],
       ['GetAccessToken', 'getAccessTokenFunction', 24_000],
       ['RefreshSweep', 'refreshSweepFunction', 240_000],
+      ['Disconnect', 'disconnectFunction', 24_000],
+      ['ExpiryStream', 'expiryStreamFunction', 48_000],
     ] as const;
     const lambdaAlarm = (fn: lambda.IFunction, metricName: string) => ({
       Namespace: 'AWS/Lambda',
@@ -138,14 +166,15 @@ describe('Class: TokenKeeperMonitoring', () => {
   });
 
   describe('Resource: alarm set', () => {
-    it('has 15 alarms, each with a description and the topic as its only action', () => {
+    it('has 23 alarms, each with a description and the topic as its only action', () => {
+      // 5 service counts + backlog + 2 queues + 3 per function x 5
       const alarms = Object.values(built.template.findResources('AWS::CloudWatch::Alarm'));
-      expect(alarms).toHaveLength(15);
+      expect(alarms).toHaveLength(23);
       for (const alarm of alarms) {
         expect(alarm.Properties.AlarmActions).toEqual([topicRef]);
         expect(String(alarm.Properties.AlarmDescription).length).toBeGreaterThan(60);
       }
-      expect(built.stack.tokenKeeper.monitoring.alarms).toHaveLength(15);
+      expect(built.stack.tokenKeeper.monitoring.alarms).toHaveLength(23);
     });
 
     it('names each alarm after the stack, the service and what it watches', () => {
@@ -213,6 +242,13 @@ describe('Class: TokenKeeperMonitoring', () => {
         'StoreTokens: invocations',
         'GetAccessToken: duration',
         'RefreshSweep: invocations',
+        'Disconnect: invocations',
+        'ExpiryStream: duration',
+        'TokensStored',
+        'ReauthSoon',
+        'RotationRecovered',
+        'Disconnected',
+        'DisconnectIdpFailed',
       ]) {
         expect(body).toContain(name);
       }

@@ -9,6 +9,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTokenKeeperApp } from '../../lib/app';
+import type { TokenKeeper } from '../../lib/token-keeper';
 import type { TokenKeeperStack } from '../../lib/token-keeper-stack';
 import { cdkJsonContext, testApp } from './support/app';
 
@@ -33,16 +34,75 @@ const CONTEXT = {
   exampleCaller: 'true',
 };
 
+/** Marks the handler's result in the child's output, after its log lines. */
+const RESULT = '@@RESULT@@ ';
+
+/** Bundling six functions with esbuild takes a while on a loaded two-core machine. */
+const SYNTH_TIMEOUT_MS = 240_000;
+
+interface SynthTemplate {
+  Resources: Record<
+    string,
+    {
+      Type: string;
+      Properties: { Code?: { S3Key?: string }; Environment?: { Variables: Record<string, unknown> } };
+    }
+  >;
+}
+
 let outdir: string;
 let app: App;
 let stack: TokenKeeperStack;
+let template: SynthTemplate;
 
 beforeAll(() => {
   // The real thing: bundled functions, the example caller, the plugin bin/app.ts registers.
   outdir = mkdtempSync(join(tmpdir(), 'token-keeper-nag-'));
   app = new App({ outdir, context: { ...cdkJsonContext(), ...CONTEXT } });
   stack = buildTokenKeeperApp(app, { account: '111122223333', region: 'eu-west-1' });
-});
+  template = app.synth().getStackByName(stack.stackName).template as SynthTemplate;
+}, SYNTH_TIMEOUT_MS);
+
+/**
+ * Runs the staged bundle of one function with the environment the template gives it (references
+ * replaced by plausible values) and returns what its handler returned or the name of what it threw.
+ */
+function runBundle(field: keyof TokenKeeper & `${string}Function`, event: unknown): string {
+  const fn = stack.tokenKeeper[field] as { node: { defaultChild?: unknown } };
+  const resource =
+    template.Resources[stack.getLogicalId(fn.node.defaultChild as Parameters<typeof stack.getLogicalId>[0])];
+  const hash = resource?.Properties.Code?.S3Key?.replace(/\.zip$/, '');
+  const bundle = pathToFileURL(join(outdir, `asset.${hash}`, 'index.mjs')).href;
+  const placeholders: Record<string, string> = {
+    TOKEN_TABLE_NAME: 'tokens',
+    TOKEN_KEY_ARN: 'arn:aws:kms:eu-west-1:111122223333:key/test',
+    CLIENT_CREDENTIALS_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:test-AbCdEf',
+  };
+  const environment = Object.fromEntries(
+    Object.entries(resource?.Properties.Environment?.Variables ?? {}).map(([key, value]) => [
+      key,
+      typeof value === 'string' ? value : (placeholders[key] ?? `unresolved-${key}`),
+    ]),
+  );
+  const script =
+    `const { handler } = await import(${JSON.stringify(bundle)});` +
+    `try { const r = await handler(${JSON.stringify(event)}); process.stdout.write(${JSON.stringify(RESULT)} + JSON.stringify(r)); }` +
+    `catch (e) { process.stdout.write(${JSON.stringify(RESULT)} + e.name); }`;
+  const output = execFileSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], {
+    env: {
+      PATH: process.env.PATH,
+      AWS_REGION: 'eu-west-1',
+      // Nothing may reach AWS: any call fails at once on a closed local port.
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      ...environment,
+    },
+    encoding: 'utf8',
+  });
+  // The handler's own log lines come first; the result is what follows the last marker.
+  return output.slice(output.lastIndexOf(RESULT) + RESULT.length);
+}
 
 afterAll(() => {
   rmSync(outdir, { recursive: true, force: true });
@@ -58,7 +118,9 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
       expect(report.success).toBe(true);
     });
 
-    it('reports a finding that nobody acknowledged (the check is live)', () => {
+    it('reports a finding that nobody acknowledged (the check is live)', {
+      timeout: SYNTH_TIMEOUT_MS,
+    }, () => {
       const probe = testApp({ context: CONTEXT });
       const probeStack = buildTokenKeeperApp(probe, { account: '111122223333', region: 'eu-west-1' });
       probeStack.exampleCaller?.function.addToRolePolicy(
@@ -73,58 +135,78 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
 
   describe('Method: synth (with the plugin bin/app.ts registers)', () => {
     it('synthesizes the app, bundling every function', () => {
-      const assembly = app.synth();
-      const template = assembly.getStackByName(stack.stackName).template as {
-        Resources: Record<string, { Type: string }>;
-      };
       const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-      expect(functions).toHaveLength(4);
+      expect(functions).toHaveLength(6);
       const bundles = readdirSync(outdir).filter((dir) => existsSync(join(outdir, dir, 'index.mjs')));
-      expect(bundles).toHaveLength(4);
+      expect(bundles).toHaveLength(6);
     });
   });
 
-  describe('Method: handler (of a bundled function)', () => {
-    it('keeps error class names through minification, so callers can map errorType', () => {
-      // Prepare: the bundle of getAccessToken, as the synth above staged it
-      const assembly = app.synth();
-      const template = assembly.getStackByName(stack.stackName).template as {
-        Resources: Record<string, { Properties: { Code?: { S3Key?: string } } }>;
-      };
-      const fnId = stack.getLogicalId(
-        stack.tokenKeeper.getAccessTokenFunction.node.defaultChild as Parameters<
-          typeof stack.getLogicalId
-        >[0],
-      );
-      const hash = template.Resources[fnId]?.Properties.Code?.S3Key?.replace(/\.zip$/, '');
-      const bundle = pathToFileURL(join(outdir, `asset.${hash}`, 'index.mjs')).href;
-      const script =
-        `const { handler } = await import(${JSON.stringify(bundle)});` +
-        "try { await handler({}); } catch (e) { process.stdout.write('RESULT ' + e.name); }";
+  describe('Method: handler (of a bundled function, with the environment the template gives it)', () => {
+    it.each(['storeTokensFunction', 'getAccessTokenFunction', 'disconnectFunction'] as const)(
+      'starts %s and keeps error class names through minification (callers map errorType)',
+      (field) => {
+        // Act: an invalid event fails validation, after the configuration loaded, before any AWS call
+        const result = runBundle(field, {});
 
-      // Act: an invalid event fails validation before any AWS call
-      const output = execFileSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], {
-        env: {
-          PATH: process.env.PATH,
-          AWS_REGION: 'eu-west-1',
-          TOKEN_TABLE_NAME: 'tokens',
-          TOKEN_KEY_ARN: 'arn:aws:kms:eu-west-1:111122223333:key/test',
-          CLIENT_CREDENTIALS_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:test',
-        },
-        encoding: 'utf8',
-      });
+        // Assess
+        expect(result).toBe('ValidationError');
+      },
+    );
+
+    it('starts expiryStream with only the settings it is given, and ignores a removal that is not a TTL one', () => {
+      // Prepare: a delete by a caller (disconnect), which the filter would drop; no AWS call follows
+      const event = {
+        Records: [
+          {
+            eventName: 'REMOVE',
+            userIdentity: { type: 'AssumedRole', principalId: 'AROAEXAMPLE:disconnect' },
+            dynamodb: {
+              OldImage: {
+                pk: { S: 'user-1' },
+                sk: { S: 'default' },
+                status: { S: 'ACTIVE' },
+                refreshExpiresAt: { N: '1700000000' },
+                rotationDeadline: { N: '1800000000' },
+              },
+            },
+          },
+        ],
+      };
+
+      // Act
+      const result = runBundle('expiryStreamFunction', event);
 
       // Assess
-      expect(output).toContain('RESULT ValidationError');
+      expect(JSON.parse(result)).toEqual({ tokensExpired: 0, deadlineReached: 0, ignored: 1 });
     });
   });
 
   describe('Acknowledgements', () => {
-    it('acknowledges only the two findings the design accepts, on the resources they concern', () => {
-      expect(acknowledgements(app).map(({ path, id }) => ({ path, id }))).toEqual([
+    it('acknowledges only the four findings the design accepts, on the resources they concern', () => {
+      expect(
+        acknowledgements(app)
+          .map(({ path, id }) => ({ path, id }))
+          .sort((a, b) => a.path.localeCompare(b.path)),
+      ).toEqual([
         { path: 'TokenKeeper/TokenKeeper/ClientCredentials', id: 'AwsSolutions-SMG4' },
+        { path: 'TokenKeeper/TokenKeeper/ExpiryStreamFailureQueue', id: 'AwsSolutions-SQS3' },
+        {
+          path: 'TokenKeeper/TokenKeeper/ExpiryStreamListStreamsPolicy',
+          id: 'AwsSolutions-IAM5[Resource::*]',
+        },
         { path: 'TokenKeeper/TokenKeeper/SweepDeadLetterQueue', id: 'AwsSolutions-SQS3' },
       ]);
+    });
+
+    it('acknowledges the "*" resource on a policy holding nothing but ListStreams', () => {
+      const policy = stack.node
+        .findAll()
+        .find((c) => c.node.path.endsWith('ExpiryStreamListStreamsPolicy')) as iam.Policy | undefined;
+      expect(policy?.document.toJSON()).toEqual({
+        Version: '2012-10-17',
+        Statement: [{ Action: 'dynamodb:ListStreams', Effect: 'Allow', Resource: '*' }],
+      });
     });
 
     it('gives each acknowledgement a specific reason and never a whole rule family', () => {
@@ -135,7 +217,9 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
       }
     });
 
-    it('writes the warning about the IdP only when no transmitBaseUrl is given', () => {
+    it('writes the warning about the IdP only when no transmitBaseUrl is given', {
+      timeout: SYNTH_TIMEOUT_MS,
+    }, () => {
       const warned = testApp();
       const warnedStack = buildTokenKeeperApp(warned);
       const warnings = warnedStack.node.metadata

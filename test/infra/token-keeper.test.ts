@@ -1,13 +1,14 @@
-import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TokenKeeper, type TokenKeeperProps } from '../../lib/token-keeper';
+import { EVENT_SOURCE as PUBLISHED_EVENT_SOURCE } from '../../functions/adapters/observability/events';
+import { EVENT_SOURCE, TokenKeeper, type TokenKeeperProps } from '../../lib/token-keeper';
 import type { TokenKeeperStack } from '../../lib/token-keeper-stack';
-import { BASE_PROPS, synthStack } from './support/app';
-import { allIamStatements, roleActions, roleBasics, roleLogicalId, roleStatements } from './support/policies';
+import { BASE_PROPS, synthStack, testApp } from './support/app';
+import { roleActions, roleLogicalId, roleStatements } from './support/policies';
 
 type Built = ReturnType<typeof synthStack>;
 
@@ -17,6 +18,7 @@ const IMPORTED_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secre
 interface Callers {
   caller: lambda.Function;
   authBackend: lambda.Function;
+  offboarding: lambda.Function;
   bareRole: iam.Role;
 }
 
@@ -47,6 +49,7 @@ beforeAll(() => {
     callers = {
       caller: inline('Caller'),
       authBackend: inline('AuthBackend'),
+      offboarding: inline('Offboarding'),
       bareRole: new iam.Role(stack, 'BareRole', {
         assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       }),
@@ -54,6 +57,7 @@ beforeAll(() => {
     stack.tokenKeeper.grantGetAccessToken(callers.caller);
     stack.tokenKeeper.grantStoreTokens(callers.authBackend);
     stack.tokenKeeper.grantGetAccessToken(callers.bareRole);
+    stack.tokenKeeper.grantDisconnect(callers.offboarding);
   });
   custom = synthStack({
     identityProvider: {
@@ -74,6 +78,13 @@ beforeAll(() => {
     leaseDuration: Duration.seconds(20),
     dueShards: 8,
     sweepConcurrency: 16,
+    idpRateLimitPerSecond: 5,
+    reauthSoon: Duration.days(30),
+    idTokenVerification: {
+      jwksUrl: 'https://idp.example.com/oauth2/jwks',
+      issuer: 'https://idp.example.com',
+      audience: 'billing-client',
+    },
     logLevel: 'DEBUG',
     logRetention: logs.RetentionDays.ONE_MONTH,
     clientCredentialsSecretArn: IMPORTED_SECRET_ARN,
@@ -106,6 +117,12 @@ describe('Class: TokenKeeper', () => {
             Projection: { ProjectionType: 'KEYS_ONLY' },
           },
         ],
+      });
+    });
+
+    it('streams the old image of every change, for the expiry consumer', () => {
+      base.template.hasResourceProperties('AWS::DynamoDB::Table', {
+        StreamSpecification: { StreamViewType: 'OLD_IMAGE' },
       });
     });
 
@@ -153,6 +170,21 @@ describe('Class: TokenKeeper', () => {
       expect(statementsOf(base.stack.tokenKeeper.tokenKey)).not.toContain('amazonaws.com');
     });
 
+    it('makes the token key itself refuse cryptographic use without the token-keeper context', () => {
+      const keys = base.template.findResources('AWS::KMS::Key');
+      const policy = keys[logicalId(base.stack, base.stack.tokenKeeper.tokenKey)]?.Properties.KeyPolicy;
+      expect(policy.Statement).toContainEqual({
+        Sid: 'DenyCryptographicUseWithoutTheTokenKeeperEncryptionContext',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'],
+        Resource: '*',
+        Condition: { StringNotEquals: { 'kms:EncryptionContext:purpose': 'token-keeper' } },
+      });
+      // Every other statement is the account's administrative access (CDK's default key policy).
+      expect(policy.Statement.filter((s: { Effect: string }) => s.Effect === 'Allow')).toHaveLength(1);
+    });
+
     it('creates the client-credentials secret with a placeholder client_id and no usable value', () => {
       base.template.hasResourceProperties('AWS::SecretsManager::Secret', {
         GenerateSecretString: {
@@ -176,6 +208,8 @@ describe('Class: TokenKeeper', () => {
       ['storeTokens', 'storeTokensFunction', 10, 256],
       ['getAccessToken', 'getAccessTokenFunction', 30, 256],
       ['refreshSweep', 'refreshSweepFunction', 300, 512],
+      ['disconnect', 'disconnectFunction', 30, 256],
+      ['expiryStream', 'expiryStreamFunction', 60, 256],
     ] as const;
 
     it.each(cases)(
@@ -198,24 +232,22 @@ describe('Class: TokenKeeper', () => {
       const retentionOf = (built: Built) => {
         const groups = built.template.findResources('AWS::Logs::LogGroup');
         const tk = built.stack.tokenKeeper;
-        return [tk.storeTokensFunction, tk.getAccessTokenFunction, tk.refreshSweepFunction].map((fn) => {
+        return [
+          tk.storeTokensFunction,
+          tk.getAccessTokenFunction,
+          tk.refreshSweepFunction,
+          tk.disconnectFunction,
+          tk.expiryStreamFunction,
+        ].map((fn) => {
           const group = groups[logicalId(built.stack, fn.logGroup)];
           return [group?.Properties.RetentionInDays, group?.DeletionPolicy];
         });
       };
-      expect(retentionOf(base)).toEqual([
-        [90, 'Retain'],
-        [90, 'Retain'],
-        [90, 'Retain'],
-      ]);
-      expect(retentionOf(custom)).toEqual([
-        [30, 'Delete'],
-        [30, 'Delete'],
-        [30, 'Delete'],
-      ]);
+      expect(retentionOf(base)).toEqual(Array(5).fill([90, 'Retain']));
+      expect(retentionOf(custom)).toEqual(Array(5).fill([30, 'Delete']));
     });
 
-    it('gives storeTokens the table, key and lifetimes but no IdP settings', () => {
+    it('gives storeTokens the table, key, lifetimes and re-auth notice but no IdP settings and no bus', () => {
       const tk = base.stack.tokenKeeper;
       expect(envOf(base, tk.storeTokensFunction)).toEqual({
         TOKEN_TABLE_NAME: base.stack.resolve(tk.table.tableName),
@@ -224,6 +256,7 @@ describe('Class: TokenKeeper', () => {
         MAX_ROTATION_SECONDS: String(365 * 86_400),
         REFRESH_AHEAD_SECONDS: String(3 * 86_400),
         DUE_SHARDS: '4',
+        REAUTH_SOON_DAYS: '14',
         METRICS_NAMESPACE: 'TokenKeeper',
         POWERTOOLS_SERVICE_NAME: 'token-keeper',
         LOG_LEVEL: 'INFO',
@@ -231,7 +264,7 @@ describe('Class: TokenKeeper', () => {
       });
     });
 
-    it('gives getAccessToken the IdP, secret, timeout and lease settings as well', () => {
+    it('gives getAccessToken the IdP, secret, timeout, lease and the default event bus as well', () => {
       const tk = base.stack.tokenKeeper;
       expect(envOf(base, tk.getAccessTokenFunction)).toEqual({
         ...envOf(base, tk.storeTokensFunction),
@@ -240,14 +273,67 @@ describe('Class: TokenKeeper', () => {
         CLIENT_CREDENTIALS_SECRET_ARN: base.stack.resolve(tk.clientCredentialsSecret.secretArn),
         IDP_TIMEOUT_MS: '5000',
         LEASE_SECONDS: '30',
+        EVENT_BUS_NAME: 'default',
       });
     });
 
-    it('gives refreshSweep what getAccessToken has plus its concurrency', () => {
+    it('gives refreshSweep what getAccessToken has plus its concurrency and IdP rate limit', () => {
       const tk = base.stack.tokenKeeper;
       expect(envOf(base, tk.refreshSweepFunction)).toEqual({
         ...envOf(base, tk.getAccessTokenFunction),
         SWEEP_CONCURRENCY: '8',
+        IDP_RATE_LIMIT_RPS: '20',
+      });
+    });
+
+    it("gives disconnect exactly getAccessToken's settings (it calls the IdP too)", () => {
+      const tk = base.stack.tokenKeeper;
+      expect(envOf(base, tk.disconnectFunction)).toEqual(envOf(base, tk.getAccessTokenFunction));
+    });
+
+    it('gives expiryStream what its configuration requires, the bus, and no IdP or secret', () => {
+      const tk = base.stack.tokenKeeper;
+      expect(envOf(base, tk.expiryStreamFunction)).toEqual({
+        TOKEN_TABLE_NAME: base.stack.resolve(tk.table.tableName),
+        TOKEN_KEY_ARN: base.stack.resolve(tk.tokenKey.keyArn),
+        METRICS_NAMESPACE: 'TokenKeeper',
+        POWERTOOLS_SERVICE_NAME: 'token-keeper',
+        LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+        EVENT_BUS_NAME: 'default',
+      });
+    });
+
+    it('publishes with the source the event adapter uses', () => {
+      expect(EVENT_SOURCE).toBe(PUBLISHED_EVENT_SOURCE);
+    });
+
+    it('turns ID-token verification on in storeTokens only, with the configured JWKS, issuer and audience', () => {
+      const tk = custom.stack.tokenKeeper;
+      expect(envOf(custom, tk.storeTokensFunction)).toMatchObject({
+        ID_TOKEN_VERIFICATION: 'on',
+        ID_TOKEN_JWKS_URL: 'https://idp.example.com/oauth2/jwks',
+        ID_TOKEN_ISSUER: 'https://idp.example.com',
+        ID_TOKEN_AUDIENCE: 'billing-client',
+      });
+      for (const fn of [tk.getAccessTokenFunction, tk.refreshSweepFunction, tk.disconnectFunction]) {
+        expect(Object.keys(envOf(custom, fn)).filter((k) => k.startsWith('ID_TOKEN_'))).toEqual([]);
+      }
+      expect(Object.keys(envOf(base, base.stack.tokenKeeper.storeTokensFunction))).not.toContain(
+        'ID_TOKEN_VERIFICATION',
+      );
+    });
+
+    it("derives Transmit's JWKS URL from the base URL when only issuer and audience are given", () => {
+      const built = synthStack({
+        identityProvider: { flavor: 'transmit', baseUrl: 'https://api.eu.transmitsecurity.io/' },
+        idTokenVerification: { issuer: 'https://eu.userid.security', audience: 'app-client' },
+      });
+      expect(envOf(built, built.stack.tokenKeeper.storeTokensFunction)).toMatchObject({
+        ID_TOKEN_VERIFICATION: 'on',
+        ID_TOKEN_JWKS_URL: 'https://api.eu.transmitsecurity.io/cis/oidc/jwks',
+        ID_TOKEN_ISSUER: 'https://eu.userid.security',
+        ID_TOKEN_AUDIENCE: 'app-client',
       });
     });
 
@@ -264,6 +350,8 @@ describe('Class: TokenKeeper', () => {
         LEASE_SECONDS: '20',
         DUE_SHARDS: '8',
         SWEEP_CONCURRENCY: '16',
+        IDP_RATE_LIMIT_RPS: '5',
+        REAUTH_SOON_DAYS: '30',
         LOG_LEVEL: 'DEBUG',
         EVENT_BUS_NAME: 'app-events',
       });
@@ -272,16 +360,77 @@ describe('Class: TokenKeeper', () => {
         'https://api.example.com': { refreshTokenTtlSeconds: 7 * 86_400, refreshAheadSeconds: 86_400 },
       });
     });
+  });
 
-    it('has no function URL and no invoke permission except the schedule', () => {
-      base.template.resourceCountIs('AWS::Lambda::Url', 0);
-      base.template.resourceCountIs('AWS::Lambda::Permission', 1);
-      base.template.hasResourceProperties('AWS::Lambda::Permission', {
-        Principal: 'events.amazonaws.com',
-        FunctionName: {
-          'Fn::GetAtt': [logicalId(base.stack, base.stack.tokenKeeper.refreshSweepFunction), 'Arn'],
+  describe('Resource: expiry stream consumer', () => {
+    const mappingProps = (built: Built) => {
+      const mapping = built.stack.tokenKeeper.expiryStreamMapping;
+      return built.template.findResources('AWS::Lambda::EventSourceMapping')[logicalId(built.stack, mapping)]
+        ?.Properties;
+    };
+
+    it('maps the table stream to expiryStream only, in batches of 100 from the oldest record', () => {
+      const tk = base.stack.tokenKeeper;
+      base.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+      expect(mappingProps(base)).toMatchObject({
+        EventSourceArn: { 'Fn::GetAtt': [logicalId(base.stack, tk.table), 'StreamArn'] },
+        FunctionName: { Ref: logicalId(base.stack, tk.expiryStreamFunction) },
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: 100,
+      });
+    });
+
+    it('lets only TTL removals through: REMOVE events by the DynamoDB service principal', () => {
+      const filters = mappingProps(base).FilterCriteria.Filters as { Pattern: string }[];
+      expect(filters.map((f) => JSON.parse(f.Pattern))).toEqual([
+        {
+          eventName: ['REMOVE'],
+          userIdentity: { type: ['Service'], principalId: ['dynamodb.amazonaws.com'] },
+        },
+      ]);
+    });
+
+    it('bisects failing batches, retries a bounded number of times, and sends what it gives up to a queue', () => {
+      const queue = base.stack.tokenKeeper.expiryStreamFailureQueue;
+      expect(mappingProps(base)).toMatchObject({
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 3,
+        MaximumRecordAgeInSeconds: 3600,
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(base.stack, queue), 'Arn'] } },
         },
       });
+    });
+
+    it('encrypts the failure queue and requires TLS', () => {
+      const queue = base.stack.tokenKeeper.expiryStreamFailureQueue;
+      const queues = base.template.findResources('AWS::SQS::Queue');
+      expect(queues[logicalId(base.stack, queue)]?.Properties).toMatchObject({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 14 * 86_400,
+      });
+      base.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: logicalId(base.stack, queue) }],
+        PolicyDocument: {
+          Statement: [
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ],
+        },
+      });
+    });
+
+    it('creates the mapping only after the ListStreams permission exists (Lambda checks it at creation)', () => {
+      const mapping = base.stack.tokenKeeper.expiryStreamMapping;
+      const resource = base.template.findResources('AWS::Lambda::EventSourceMapping')[
+        logicalId(base.stack, mapping)
+      ];
+      expect(resource?.DependsOn).toEqual([expect.stringContaining('ExpiryStreamListStreamsPolicy')]);
+    });
+
+    it('reserves no concurrency for the consumer (one invocation per stream shard at most)', () => {
+      expect(
+        functionProps(base, base.stack.tokenKeeper.expiryStreamFunction).ReservedConcurrentExecutions,
+      ).toBeUndefined();
     });
   });
 
@@ -357,143 +506,6 @@ describe('Class: TokenKeeper', () => {
     });
   });
 
-  describe('Resource: roles', () => {
-    const tokenKeyStatement = (built: Built) => ({
-      effect: 'Allow',
-      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-      resources: [built.stack.resolve(built.stack.tokenKeeper.tokenKey.keyArn)],
-      condition: { StringEquals: { 'kms:EncryptionContext:purpose': 'token-keeper' } },
-    });
-    const storageKeyStatement = (built: Built) => ({
-      effect: 'Allow',
-      actions: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'],
-      resources: [built.stack.resolve(built.stack.tokenKeeper.storageKey.keyArn)],
-      condition: { StringEquals: { 'kms:ViaService': 'dynamodb.eu-west-1.amazonaws.com' } },
-    });
-    const logsStatement = (built: Built, fn: lambda.IFunction) => {
-      const group = (fn as lambda.Function).logGroup;
-      return {
-        effect: 'Allow',
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [built.stack.resolve(group.logGroupArn)],
-      };
-    };
-    const tableStatement = (built: Built) => ({
-      effect: 'Allow',
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-      resources: [built.stack.resolve(built.stack.tokenKeeper.table.tableArn)],
-    });
-    const secretStatement = (built: Built) => ({
-      effect: 'Allow',
-      actions: ['secretsmanager:GetSecretValue'],
-      resources: [built.stack.resolve(built.stack.tokenKeeper.clientCredentialsSecret.secretArn)],
-    });
-    const statementsOf = (built: Built, fn: lambda.IFunction) =>
-      roleStatements(built.template, roleLogicalId(built.stack, fn.role!));
-
-    it('gives each function its own role, trusted by Lambda only, with no managed policy', () => {
-      const tk = base.stack.tokenKeeper;
-      const roles = [tk.storeTokensFunction, tk.getAccessTokenFunction, tk.refreshSweepFunction].map((fn) =>
-        roleLogicalId(base.stack, fn.role!),
-      );
-      expect(new Set(roles).size).toBe(3);
-      for (const role of roles) {
-        expect(roleBasics(base.template, role)).toEqual({
-          managed: [],
-          trustedServices: ['lambda.amazonaws.com'],
-        });
-      }
-    });
-
-    it('lets storeTokens write records and seal tokens, nothing else', () => {
-      const fn = base.stack.tokenKeeper.storeTokensFunction;
-      expect(statementsOf(base, fn)).toEqual([
-        logsStatement(base, fn),
-        tableStatement(base),
-        tokenKeyStatement(base),
-        storageKeyStatement(base),
-      ]);
-    });
-
-    it('lets getAccessToken read, lease and commit records, use the token key and read the secret', () => {
-      const fn = base.stack.tokenKeeper.getAccessTokenFunction;
-      expect(statementsOf(base, fn)).toEqual([
-        logsStatement(base, fn),
-        tableStatement(base),
-        tokenKeyStatement(base),
-        storageKeyStatement(base),
-        secretStatement(base),
-      ]);
-    });
-
-    it('lets refreshSweep also query the due index, and only the index', () => {
-      const fn = base.stack.tokenKeeper.refreshSweepFunction;
-      expect(statementsOf(base, fn)).toEqual([
-        logsStatement(base, fn),
-        tableStatement(base),
-        {
-          effect: 'Allow',
-          actions: ['dynamodb:Query'],
-          resources: [
-            { 'Fn::Join': ['', [base.stack.resolve(base.stack.tokenKeeper.table.tableArn), '/index/byDue']] },
-          ],
-        },
-        tokenKeyStatement(base),
-        storageKeyStatement(base),
-        secretStatement(base),
-      ]);
-    });
-
-    it('lists the exact actions of each role', () => {
-      const actionsOf = (fn: lambda.IFunction) =>
-        roleActions(base.template, roleLogicalId(base.stack, fn.role!));
-      const common = [
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'kms:Decrypt',
-        'kms:DescribeKey',
-        'kms:Encrypt',
-        'kms:GenerateDataKey',
-        'logs:CreateLogStream',
-        'logs:PutLogEvents',
-      ];
-      const tk = base.stack.tokenKeeper;
-      expect(actionsOf(tk.storeTokensFunction)).toEqual(common);
-      expect(actionsOf(tk.getAccessTokenFunction)).toEqual(
-        [...common, 'secretsmanager:GetSecretValue'].sort(),
-      );
-      expect(actionsOf(tk.refreshSweepFunction)).toEqual(
-        [...common, 'dynamodb:Query', 'secretsmanager:GetSecretValue'].sort(),
-      );
-    });
-
-    it('grants the imported secret and the event bus to the refreshing functions only', () => {
-      const tk = custom.stack.tokenKeeper;
-      const putEvents = {
-        effect: 'Allow',
-        actions: ['events:PutEvents'],
-        resources: ['arn:aws:events:eu-west-1:111122223333:event-bus/app-events'],
-      };
-      for (const fn of [tk.getAccessTokenFunction, tk.refreshSweepFunction]) {
-        expect(statementsOf(custom, fn)).toContainEqual(putEvents);
-        expect(statementsOf(custom, fn)).toContainEqual({
-          effect: 'Allow',
-          actions: ['secretsmanager:GetSecretValue'],
-          resources: [IMPORTED_SECRET_ARN],
-        });
-      }
-      expect(statementsOf(custom, tk.storeTokensFunction)).not.toContainEqual(putEvents);
-    });
-
-    it('has no wildcard action or resource in any IAM statement', () => {
-      for (const statement of allIamStatements(base.template)) {
-        expect(statement.actions.filter((a) => a.includes('*'))).toEqual([]);
-        expect(JSON.stringify(statement.resources)).not.toContain('*');
-      }
-    });
-  });
-
   describe('Method: grantGetAccessToken', () => {
     it('grants invoke on exactly the getAccessToken function and sets its name in the environment', () => {
       const tk = base.stack.tokenKeeper;
@@ -537,15 +549,41 @@ describe('Class: TokenKeeper', () => {
     });
   });
 
+  describe('Method: grantDisconnect', () => {
+    it('grants invoke on exactly the disconnect function and sets its name in the environment', () => {
+      const tk = base.stack.tokenKeeper;
+      expect(roleStatements(base.template, roleLogicalId(base.stack, callers.offboarding.role!))).toEqual([
+        {
+          effect: 'Allow',
+          actions: ['lambda:InvokeFunction'],
+          resources: [base.stack.resolve(tk.disconnectFunction.functionArn)],
+        },
+      ]);
+      expect(roleActions(base.template, roleLogicalId(base.stack, callers.offboarding.role!))).toEqual([
+        'lambda:InvokeFunction',
+      ]);
+      expect(envOf(base, callers.offboarding)).toEqual({
+        TOKEN_KEEPER_DISCONNECT_FUNCTION: base.stack.resolve(tk.disconnectFunction.functionName),
+      });
+    });
+  });
+
   describe('Method: constructor (validation)', () => {
     const build = (overrides: Partial<TokenKeeperProps>) => () =>
-      new TokenKeeper(new Stack(new App(), 'ValidationTest'), 'TokenKeeper', { ...BASE_PROPS, ...overrides });
+      // No bundling: the cases that pass validation would otherwise run esbuild five times each.
+      new TokenKeeper(new Stack(testApp(), 'ValidationTest'), 'TokenKeeper', { ...BASE_PROPS, ...overrides });
 
     it('throws when the lease does not outlive an IdP call plus 10 s', () => {
       expect(build({ leaseDuration: Duration.seconds(15) })).toThrow(
         /leaseDuration .* must exceed idpTimeout \+ 10 s/,
       );
       expect(build({ idpTimeout: Duration.seconds(20) })).toThrow(/leaseDuration/);
+    });
+
+    it('throws when the lease is not longer than twice the IdP timeout (the functions would refuse it)', () => {
+      expect(build({ idpTimeout: Duration.seconds(20), leaseDuration: Duration.seconds(35) })).toThrow(
+        /twice idpTimeout/,
+      );
     });
 
     it('throws when an IdP call plus the commit cannot fit in getAccessToken', () => {
@@ -581,6 +619,37 @@ describe('Class: TokenKeeper', () => {
       expect(build({ sweepConcurrency: 1.5 })).toThrow(/sweepConcurrency/);
       expect(build({ sweepReservedConcurrency: 0 })).toThrow(/sweepReservedConcurrency/);
       expect(build({ serviceName: 'has spaces' })).toThrow(/serviceName/);
+    });
+
+    it('throws on an IdP rate limit the functions would reject', () => {
+      expect(build({ idpRateLimitPerSecond: 0 })).toThrow(/idpRateLimitPerSecond/);
+      expect(build({ idpRateLimitPerSecond: 2.5 })).toThrow(/idpRateLimitPerSecond/);
+      expect(build({ idpRateLimitPerSecond: 10_001 })).toThrow(/idpRateLimitPerSecond/);
+      expect(build({ idpRateLimitPerSecond: 10_000 })).not.toThrow();
+    });
+
+    it('throws on a reauthSoon that is not whole days from 0 to 365', () => {
+      expect(build({ reauthSoon: Duration.hours(36) })).toThrow(/reauthSoon/);
+      expect(build({ reauthSoon: Duration.days(366) })).toThrow(/reauthSoon/);
+      expect(build({ reauthSoon: Duration.days(0) })).not.toThrow();
+    });
+
+    it('throws on ID-token settings the functions would reject', () => {
+      const verification = { issuer: 'https://userid.security', audience: 'client' };
+      expect(
+        build({
+          identityProvider: { flavor: 'oauth2', tokenEndpoint: 'https://idp.example.com/token' },
+          idTokenVerification: verification,
+        }),
+      ).toThrow(/jwksUrl is required with the oauth2 flavour/);
+      expect(build({ idTokenVerification: { ...verification, issuer: 'userid.security' } })).toThrow(
+        /issuer must be an https URL/,
+      );
+      expect(
+        build({ idTokenVerification: { ...verification, jwksUrl: 'http://idp.example.com/jwks' } }),
+      ).toThrow(/jwksUrl must be an https URL/);
+      expect(build({ idTokenVerification: { ...verification, audience: ' ' } })).toThrow(/audience/);
+      expect(build({ idTokenVerification: verification })).not.toThrow();
     });
 
     it('throws on an IdP URL that is not https', () => {
