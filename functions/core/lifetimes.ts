@@ -62,7 +62,7 @@ export function reauthSoonAt(
 
 /**
  * When to retry after the `failures`-th consecutive transient failure: exponential backoff with
- * full jitter, never sooner than the IdP's Retry-After, and early enough to retry before the
+ * equal jitter, never sooner than the IdP's Retry-After, and early enough to retry before the
  * refresh token expires.
  */
 export function retryAt(
@@ -77,7 +77,9 @@ export function retryAt(
     settings.retryCapSeconds,
     settings.retryBaseSeconds * 2 ** Math.min(failures - 1, 20),
   );
-  const delay = Math.max(retryAfterSeconds ?? 0, Math.ceil(random() * ceiling), 1);
+  // Equal jitter (half fixed, half random): spread like full jitter, but with a floor, so callers
+  // asking every minute cannot retry a failing record more than about 3600 / (cap / 2) times an hour.
+  const delay = Math.max(retryAfterSeconds ?? 0, Math.ceil(ceiling / 2 + (random() * ceiling) / 2), 1);
   const latestUseful = Math.max(nowSeconds + 1, record.refreshExpiresAt - 60);
   return Math.min(nowSeconds + delay, latestUseful);
 }

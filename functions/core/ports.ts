@@ -30,7 +30,7 @@ export interface TokenStore {
   get(key: RecordKey): Promise<TokenRecord | undefined>;
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
-  /** Takes the lease if the version is unchanged and no live lease exists. */
+  /** Takes the lease if the version is unchanged and no live lease exists, or renews it for its holder. */
   acquireLease(
     key: RecordKey,
     version: number,

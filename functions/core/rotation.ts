@@ -71,6 +71,8 @@ export type RotationOutcome =
   | { readonly kind: 'no-time' };
 
 const COMMIT_ATTEMPTS = 6;
+/** Time kept, at the end of a lease, for the last commit attempt to reach DynamoDB. */
+const COMMIT_SAFETY_MS = 500;
 
 /** The one rotation algorithm (DESIGN.md "Rotation"), shared by getAccessToken and the sweep. */
 export class Rotation {
@@ -120,7 +122,7 @@ export class Rotation {
       metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
       release();
       limiter?.onSuccess();
-      return await this.commit(record, leaseId, tokens, budget);
+      return await this.commit(record, leaseId, leasedAtMs + settings.leaseMs, tokens, budget);
     } finally {
       release();
     }
@@ -189,6 +191,7 @@ export class Rotation {
   private async commit(
     record: TokenRecord,
     leaseId: string,
+    leaseUntilMs: number,
     tokens: TokenSet,
     budget: Budget,
   ): Promise<RotationOutcome> {
@@ -242,8 +245,15 @@ export class Rotation {
         break;
       } catch (error) {
         const retryable = error instanceof StoreUnavailableError;
-        const delayMs = Math.min(2000, 50 * 2 ** attempt) * (0.5 + this.deps.random() / 2);
-        if (!retryable || attempt >= COMMIT_ATTEMPTS || budget.remainingMs() < delayMs + 1000) {
+        let delayMs = Math.min(2000, 50 * 2 ** attempt) * (0.5 + this.deps.random() / 2);
+        // Past the lease a waiting caller may take over and present the token the IdP just
+        // consumed: renew the lease when it would not cover the retry, and never sleep past it.
+        if (retryable && leaseUntilMs - this.deps.clock.nowMs() < delayMs + COMMIT_SAFETY_MS) {
+          leaseUntilMs = await this.renewLease(record, leaseId);
+        }
+        delayMs = Math.min(delayMs, leaseUntilMs - this.deps.clock.nowMs() - COMMIT_SAFETY_MS);
+        const tooLate = delayMs < 0 || budget.remainingMs() < delayMs + 1000;
+        if (!retryable || attempt >= COMMIT_ATTEMPTS || tooLate) {
           metrics.count('PersistFailed');
           logger.error('rotated refresh token could not be stored', {
             ...logKey(record.key),
@@ -275,6 +285,18 @@ export class Rotation {
       });
     }
     return { kind: 'rotated', record: next };
+  }
+
+  /** Renews our lease for the commit's retries; returns the new end, or 0 when it could not. */
+  private async renewLease(record: TokenRecord, leaseId: string): Promise<number> {
+    const nowMs = this.deps.clock.nowMs();
+    const untilMs = nowMs + this.deps.settings.leaseMs;
+    try {
+      const renewed = await this.deps.store.acquireLease(record.key, record.version, leaseId, untilMs, nowMs);
+      return renewed === 'ok' ? untilMs : 0;
+    } catch {
+      return 0;
+    }
   }
 
   private async onPermanentFailure(

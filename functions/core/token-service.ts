@@ -127,7 +127,7 @@ export class TokenService {
     const waitUntilMs = clock.nowMs() + Math.min(MAX_WAIT_MS, Math.max(0, budget.remainingMs() - 1000));
     let waitMs = 25;
     let record = await this.readLive(input.key);
-    const firstVersion = record.version;
+    const first = record;
 
     for (;;) {
       const nowSeconds = this.nowSeconds();
@@ -136,7 +136,7 @@ export class TokenService {
       }
       // A sibling rotated while we waited: its token is as fresh as ours would be, even when the
       // IdP issues shorter-lived tokens than was asked for. Refreshing again would only burn a call.
-      if (record.version !== firstVersion && record.failures === 0 && record.accessExpiresAt > nowSeconds) {
+      if (rotatedSince(first, record) && record.accessExpiresAt > nowSeconds) {
         return this.serve(record, 'refreshed');
       }
       const inBackoff = record.failures > 0 && record.dueAt !== undefined && record.dueAt > nowSeconds;
@@ -252,6 +252,11 @@ export class TokenService {
   private nowSeconds(): number {
     return Math.floor(this.deps.clock.nowMs() / 1000);
   }
+}
+
+/** True when `now` holds tokens newer than `before`: a rotation or a new sign-in, not just a version step. */
+function rotatedSince(before: TokenRecord, now: TokenRecord): boolean {
+  return now.rotations !== before.rotations || now.authenticatedAt !== before.authenticatedAt;
 }
 
 function notFound(key: RecordKey): TokenNotFoundError {

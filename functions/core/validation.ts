@@ -3,7 +3,8 @@ import { DEFAULT_RESOURCE, type RecordKey, type TokenSet } from './model';
 import { Secret } from './secret';
 
 const MAX_ID_LENGTH = 256;
-const MAX_RESOURCE_LENGTH = 2048;
+/** The sort key is `r#` + resource, and DynamoDB caps a sort key at 1024 bytes of UTF-8. */
+const MAX_RESOURCE_BYTES = 1000;
 const MAX_TOKEN_LENGTH = 16 * 1024;
 /** Longest access-token lifetime accepted from an IdP: 7 days. */
 export const MAX_EXPIRES_IN_SECONDS = 7 * 86_400;
@@ -65,7 +66,10 @@ export function parseGetAccessTokenEvent(event: unknown): GetAccessTokenInput {
 export function parseKey(body: unknown): RecordKey {
   const record = object(body, 'event');
   const userId = string(field(record, 'userId'), 'userId', MAX_ID_LENGTH);
-  const resource = optionalString(record, 'resource', 'resource', MAX_RESOURCE_LENGTH) ?? DEFAULT_RESOURCE;
+  const resource = optionalString(record, 'resource', 'resource', MAX_RESOURCE_BYTES) ?? DEFAULT_RESOURCE;
+  if (Buffer.byteLength(resource, 'utf8') > MAX_RESOURCE_BYTES) {
+    throw new ValidationError(`resource must be at most ${MAX_RESOURCE_BYTES} bytes of UTF-8`);
+  }
   return { userId, resource };
 }
 
@@ -91,6 +95,10 @@ function string(value: unknown, name: string, maxLength: number): string {
   if (/[\u0000-\u001f\u007f-\u009f]/.test(value))
     throw new ValidationError(`${name} must not contain control characters`);
   if (value.trim() !== value) throw new ValidationError(`${name} must not start or end with whitespace`);
+  // A lone surrogate has no UTF-8 form: two different ids would become the same key and the same AAD.
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value)) {
+    throw new ValidationError(`${name} must be well-formed Unicode`);
+  }
   return value;
 }
 

@@ -1,12 +1,9 @@
-import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { removedRecords } from '../adapters/dynamodb/stream';
 import { lambdaRuntime } from '../adapters/runtime';
 import { type HandlerBody, lambdaHandler } from './lambda';
 
 /** The token table's stream (TTL removals) -> `{ tokensExpired, deadlineReached, ignored }`. */
 export const expiryStream = (async ({ expiryWatch }, event) =>
-  expiryWatch.onRemoved(
-    removedRecords((event as DynamoDBStreamEvent).Records ?? []),
-  )) satisfies HandlerBody<unknown>;
+  expiryWatch.onRemoved(removedRecords(event))) satisfies HandlerBody<unknown>;
 
 export const handler = lambdaHandler(() => lambdaRuntime('expiryStream'), expiryStream);

@@ -296,7 +296,7 @@ export class InMemoryTokenStore implements TokenStore {
       current !== undefined &&
       current.version === version &&
       current.status === 'ACTIVE' &&
-      (current.lease === undefined || current.lease.untilMs < nowMs);
+      (current.lease === undefined || current.lease.untilMs < nowMs || current.lease.id === leaseId);
     if (holds) this.items.set(id, { ...current, lease: { id: leaseId, untilMs } });
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';

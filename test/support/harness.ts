@@ -19,6 +19,18 @@ import {
   type TransmitTokenResponse,
 } from '../../local/transmit-server';
 import { localDynamoClientAt } from './dynamo';
+import {
+  assertNoLeaks,
+  type Canary,
+  canaryFor,
+  collectingFetch,
+  countHarnessCheck,
+  outputPlaces,
+  type Place,
+  placesOf,
+  registerCanary,
+  registerTokenFields,
+} from './leak-guard';
 
 /** A clock that moves only when told to; shared by the service and the IdP emulator. */
 export class VirtualClock implements Clock {
@@ -81,6 +93,13 @@ export interface Harness {
   readonly events: LogEventPublisher;
   /** Signs a user in at the emulator and stores the tokens, as an app's auth backend would. */
   signInAndStore(userId: string, resource?: string): Promise<TransmitTokenResponse>;
+  /** How many token values (canaries) this harness saw the IdP hand out so far. */
+  canariesCollected(): number;
+  /**
+   * Stops the emulator and the client. First it checks that no token value the IdP handed out
+   * (see leak-guard.ts) appears in a log line, metric, event, raw table item or anything written
+   * to stdout/stderr/the console; a leak fails the test, naming the place but not the value.
+   */
   close(): Promise<void>;
 }
 
@@ -89,7 +108,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const clock = new VirtualClock();
   const dynamo = localDynamoClient();
   const tableName = await createTable(dynamo);
-  const transmit = await startTransmitServer({ clock, ...options.transmit });
+  // Every token value the IdP hands out becomes a canary: from the service's HTTP calls (refresh,
+  // client token) and from sign-ins made through the emulator object.
+  const collected = new Map<string, Canary>();
+  const collect = (canaries: Canary[]) => {
+    for (const canary of canaries) collected.set(canary.value, canary);
+  };
+  const transmit = collectingSignIns(await startTransmitServer({ clock, ...options.transmit }), collect);
+  const baseFetch = options.overrides?.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const config = loadConfig({
     TOKEN_TABLE_NAME: tableName,
     TRANSMIT_BASE_URL: transmit.baseUrl,
@@ -109,7 +135,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     events,
     store: new DynamoDbTokenStore({ tableName, cipher, client: dynamo }),
     ...options.overrides,
+    fetch: collectingFetch(baseFetch, collect),
   });
+  if (config.credentials?.source === 'static')
+    registerCanary(config.credentials.clientSecret, 'client secret');
+  let closed = false;
   return {
     clock,
     transmit,
@@ -135,11 +165,96 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       });
       return tokens;
     },
+    canariesCollected: () => collected.size,
     async close() {
-      await transmit.close();
-      dynamo.destroy();
+      if (closed) return;
+      closed = true;
+      let leak: unknown;
+      try {
+        await checkForLeaks({ transmit, runtime, dynamo, tableName, logger, metrics, events, collected });
+      } catch (error) {
+        leak = error;
+      } finally {
+        await transmit.close();
+        dynamo.destroy();
+      }
+      if (leak) throw leak;
     },
   };
+}
+
+/** The emulator, with every token set its `signIn` issues registered as canaries. */
+function collectingSignIns(
+  transmit: TransmitServer,
+  onCanaries: (canaries: Canary[]) => void,
+): TransmitServer {
+  return new Proxy(transmit, {
+    get(target, property) {
+      if (property === 'signIn') {
+        return (userId: string, signInOptions?: { resource?: string }) => {
+          const tokens = target.signIn(userId, signInOptions);
+          const values = registerTokenFields(tokens, 'sign-in at the emulator');
+          onCanaries(values.flatMap((value) => canaryFor(value) ?? []));
+          return tokens;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** The leak checks of {@link Harness.close}. */
+async function checkForLeaks(parts: {
+  transmit: TransmitServer;
+  runtime: Runtime;
+  dynamo: DynamoDBClient;
+  tableName: string;
+  logger: MemoryLogger;
+  metrics: InMemoryMetrics;
+  events: LogEventPublisher;
+  collected: ReadonlyMap<string, Canary>;
+}): Promise<void> {
+  const { transmit, runtime, collected } = parts;
+  // Not vacuous: when the emulator answered a refresh, the service saw tokens, so the collecting
+  // fetch must have seen them too (otherwise the runtime bypassed it and nothing was checked).
+  const answered = transmit.refreshLog.some((entry) => entry.status === 200);
+  const fromRefresh = [...collected.values()].some((c) => c.origin.includes('/cis/v1/auth/token/refresh'));
+  if (answered && !fromRefresh) {
+    throw new Error(
+      'leak guard: the emulator answered refreshes but no token was collected from them; the ' +
+        "runtime did not use the harness's fetch, so the leak checks would check nothing",
+    );
+  }
+  const loggers = new Set([parts.logger, runtime.logger]);
+  const metrics = new Set([parts.metrics, runtime.metrics]);
+  const publishers = new Set([parts.events, runtime.events]);
+  const places: Place[] = [];
+  for (const logger of loggers) {
+    if (!(logger instanceof MemoryLogger)) continue;
+    for (const [i, line] of logger.lines.entries()) {
+      places.push(
+        ...placesOf(`log line #${i} (${line.level})`, { message: line.message, fields: line.fields }),
+      );
+    }
+  }
+  for (const sink of metrics) {
+    if (!(sink instanceof InMemoryMetrics)) continue;
+    for (const [i, point] of sink.points.entries())
+      places.push(...placesOf(`metric #${i} (${point.name})`, point));
+  }
+  for (const publisher of publishers) {
+    if (!(publisher instanceof LogEventPublisher)) continue;
+    for (const [i, event] of publisher.published.entries()) {
+      places.push(...placesOf(`event #${i} (${event.type})`, event));
+    }
+  }
+  for (const [i, item] of (await rawItems(parts.dynamo, parts.tableName)).entries()) {
+    places.push(...placesOf(`table item #${i}`, item));
+  }
+  places.push(...outputPlaces());
+  assertNoLeaks(places);
+  countHarnessCheck();
 }
 
 function secret(value: string): Secret {

@@ -141,7 +141,7 @@ export class DynamoDbTokenStore implements TokenStore {
           Key: itemKey(key),
           UpdateExpression: 'SET leaseId = :leaseId, leaseUntil = :until',
           ConditionExpression:
-            '#version = :version AND #status = :active AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)',
+            '#version = :version AND #status = :active AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseId = :leaseId)',
           ExpressionAttributeNames: { '#version': 'version', '#status': 'status' },
           ExpressionAttributeValues: {
             ':leaseId': leaseId,

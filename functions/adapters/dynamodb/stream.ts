@@ -1,32 +1,60 @@
-import type { DynamoDBRecord } from 'aws-lambda';
+import { ValidationError } from '../../core/errors';
 import type { RemovedRecord } from '../../core/expiry-watch';
-import type { RecordStatus } from '../../core/model';
 import { keyOf } from './dynamodb-token-store';
 
 /** The identity DynamoDB's TTL process writes on the stream records of its deletions. */
 const TTL_PRINCIPAL = 'dynamodb.amazonaws.com';
 
+type Json = Record<string, unknown>;
+
 /**
- * Reads the removals out of a DynamoDB stream batch. Only key and lifetime attributes are read
- * from the old image; the sealed token material is never touched.
+ * Reads the removals out of a DynamoDB stream batch (`{ Records: [...] }`). A batch that is not
+ * one is a ValidationError; a record that is not a well-formed removal of a token record is
+ * skipped (retrying the batch would not make it one). Only key and lifetime attributes are
+ * read from the old image; the sealed token material is never touched.
  */
-export function removedRecords(records: readonly DynamoDBRecord[]): RemovedRecord[] {
+export function removedRecords(event: unknown): RemovedRecord[] {
+  if (!isObject(event) || !Array.isArray(event.Records)) {
+    throw new ValidationError('the event must be a DynamoDB stream batch with a Records array');
+  }
   const removed: RemovedRecord[] = [];
-  for (const record of records) {
-    const image = record.dynamodb?.OldImage;
-    if (record.eventName !== 'REMOVE' || !image) continue;
-    const pk = image.pk?.S;
-    const sk = image.sk?.S;
-    const status = image.status?.S;
-    if (!pk || !sk || (status !== 'ACTIVE' && status !== 'REAUTH_REQUIRED')) continue;
-    const identity = (record as { userIdentity?: { type?: string; principalId?: string } }).userIdentity;
+  for (const record of event.Records as unknown[]) {
+    if (!isObject(record) || record.eventName !== 'REMOVE') continue;
+    const image = isObject(record.dynamodb) ? record.dynamodb.OldImage : undefined;
+    if (!isObject(image)) continue;
+    const pk = attribute(image, 'pk', 'S');
+    const sk = attribute(image, 'sk', 'S');
+    const status = attribute(image, 'status', 'S');
+    const refreshExpiresAt = Number(attribute(image, 'refreshExpiresAt', 'N'));
+    const rotationDeadline = Number(attribute(image, 'rotationDeadline', 'N'));
+    if (
+      !pk?.startsWith('u#') ||
+      !sk?.startsWith('r#') ||
+      (status !== 'ACTIVE' && status !== 'REAUTH_REQUIRED')
+    ) {
+      continue;
+    }
+    if (!Number.isFinite(refreshExpiresAt) || !Number.isFinite(rotationDeadline)) continue;
+    const identity = isObject(record.userIdentity) ? record.userIdentity : {};
     removed.push({
       key: keyOf(pk, sk),
-      status: status as RecordStatus,
-      refreshExpiresAt: Number(image.refreshExpiresAt?.N ?? 0),
-      rotationDeadline: Number(image.rotationDeadline?.N ?? 0),
-      removedByTtl: identity?.type === 'Service' && identity.principalId === TTL_PRINCIPAL,
+      status,
+      refreshExpiresAt,
+      rotationDeadline,
+      removedByTtl: identity.type === 'Service' && identity.principalId === TTL_PRINCIPAL,
     });
   }
   return removed;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A string-typed AttributeValue (`{ S: "..." }` or `{ N: "..." }`), or undefined. */
+function attribute(image: Json, name: string, type: 'S' | 'N'): string | undefined {
+  const value = Object.hasOwn(image, name) ? image[name] : undefined;
+  if (!isObject(value)) return undefined;
+  const inner = value[type];
+  return typeof inner === 'string' ? inner : undefined;
 }

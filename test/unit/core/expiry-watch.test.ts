@@ -33,11 +33,13 @@ function removal(
 describe('Function: removedRecords', () => {
   it('reads key, status and lifetimes of REMOVE records and tells TTL deletions apart', () => {
     // Act
-    const removed = removedRecords([
-      removal('a'),
-      removal('b', { byTtl: false }),
-      { eventName: 'MODIFY', dynamodb: {} } as DynamoDBRecord,
-    ]);
+    const removed = removedRecords({
+      Records: [
+        removal('a'),
+        removal('b', { byTtl: false }),
+        { eventName: 'MODIFY', dynamodb: {} } as DynamoDBRecord,
+      ],
+    });
 
     // Assess
     expect(removed).toEqual([
@@ -55,7 +57,17 @@ describe('Function: removedRecords', () => {
 
   it('skips records without a usable old image', () => {
     const broken = { eventName: 'REMOVE', dynamodb: { OldImage: { pk: { S: 'u#x' } } } } as DynamoDBRecord;
-    expect(removedRecords([broken])).toEqual([]);
+    expect(
+      removedRecords({
+        Records: [broken, null, 5, { eventName: 'REMOVE', dynamodb: { OldImage: { pk: { S: 7 } } } }],
+      }),
+    ).toEqual([]);
+  });
+
+  it('refuses an event that is not a stream batch with ValidationError', () => {
+    for (const event of [null, 5, {}, { Records: 0 }, { Records: {} }]) {
+      expect(() => removedRecords(event)).toThrow(expect.objectContaining({ name: 'ValidationError' }));
+    }
   });
 });
 
@@ -73,7 +85,7 @@ describe('Class: ExpiryWatch', () => {
     const { metrics, events, watch } = setup();
 
     // Act
-    const summary = await watch.onRemoved(removedRecords([removal('lost')]));
+    const summary = await watch.onRemoved(removedRecords({ Records: [removal('lost')] }));
 
     // Assess
     expect(summary).toEqual({ tokensExpired: 1, deadlineReached: 0, ignored: 0 });
@@ -86,7 +98,7 @@ describe('Class: ExpiryWatch', () => {
   it('reports a record deleted at its rotation deadline as Reauth Required (deadline), not as lost', async () => {
     const { metrics, events, watch } = setup();
     const summary = await watch.onRemoved(
-      removedRecords([removal('old', { refreshExpiresAt: NOW - 5, rotationDeadline: NOW - 5 })]),
+      removedRecords({ Records: [removal('old', { refreshExpiresAt: NOW - 5, rotationDeadline: NOW - 5 })] }),
     );
     expect(summary).toEqual({ tokensExpired: 0, deadlineReached: 1, ignored: 0 });
     expect(metrics.total('TokensExpired')).toBe(0);
@@ -96,7 +108,9 @@ describe('Class: ExpiryWatch', () => {
   it('ignores disconnects, operator deletes and REAUTH_REQUIRED records leaving after their retention', async () => {
     const { metrics, events, watch } = setup();
     const summary = await watch.onRemoved(
-      removedRecords([removal('gone', { byTtl: false }), removal('kept', { status: 'REAUTH_REQUIRED' })]),
+      removedRecords({
+        Records: [removal('gone', { byTtl: false }), removal('kept', { status: 'REAUTH_REQUIRED' })],
+      }),
     );
     expect(summary).toEqual({ tokensExpired: 0, deadlineReached: 0, ignored: 2 });
     expect(metrics.points).toHaveLength(0);

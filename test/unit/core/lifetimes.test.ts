@@ -194,12 +194,12 @@ describe('Function: reauthSoonAt', () => {
 describe('Function: retryAt', () => {
   const record = { refreshExpiresAt: NOW + 4 * DAY };
 
-  it('waits at least 1 second even when the jitter draws 0', () => {
+  it('waits at least half the ceiling even when the jitter draws 0 (equal jitter)', () => {
     // Act
     const at = retryAt(record, 1, undefined, NOW, SCHEDULE, () => 0);
 
     // Assess
-    expect(at).toBe(NOW + 1);
+    expect(at).toBe(NOW + 15);
   });
 
   it('waits at most the base delay after the first failure', () => {
@@ -230,16 +230,29 @@ describe('Function: retryAt', () => {
     expect(delays).toEqual([900, 900, 900, 900]);
   });
 
-  it('draws the delay uniformly in [1, ceiling] (full jitter, property)', () => {
+  it('draws the delay uniformly in [ceiling / 2, ceiling] (equal jitter, property)', () => {
     fc.assert(
       fc.property(unit, fc.integer({ min: 1, max: 40 }), (draw, failures) => {
         const delay = retryAt(record, failures, undefined, NOW, SCHEDULE, () => draw) - NOW;
         const ceiling = Math.min(900, 30 * 2 ** (failures - 1));
-        expect(delay).toBeGreaterThanOrEqual(1);
+        expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
         expect(delay).toBeLessThanOrEqual(ceiling);
-        expect(delay).toBe(Math.max(1, Math.ceil(draw * ceiling)));
+        expect(delay).toBe(Math.max(1, Math.ceil(ceiling / 2 + (draw * ceiling) / 2)));
       }),
     );
+  });
+
+  it('bounds the attempts per hour at the cap: no more than 3600 / (cap / 2)', () => {
+    // Act: the shortest possible delays, back to back, once failures reached the cap.
+    let at = NOW;
+    let attempts = 0;
+    while (at < NOW + 3600) {
+      at = retryAt({ refreshExpiresAt: NOW + 4 * DAY }, 10, undefined, at, SCHEDULE, () => 0);
+      attempts++;
+    }
+
+    // Assess
+    expect(attempts).toBeLessThanOrEqual(3600 / (900 / 2));
   });
 
   it('honours a Retry-After longer than the drawn delay', () => {
@@ -263,7 +276,7 @@ describe('Function: retryAt', () => {
     const at = retryAt(record, 5, 2, NOW, SCHEDULE, () => 0.5);
 
     // Assess
-    expect(at).toBe(NOW + 240);
+    expect(at).toBe(NOW + 360); // ceiling 480: 240 fixed + half of 240 drawn
   });
 
   it('never schedules the retry after refreshExpiresAt - 60, even against Retry-After', () => {

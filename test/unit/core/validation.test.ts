@@ -130,7 +130,7 @@ describe('Function: parseStoreTokensEvent', () => {
 
   describe.each([
     ['userId', 'userId', 256],
-    ['resource', 'resource', 2048],
+    ['resource', 'resource', 1000],
   ])('field %s', (field, name, max) => {
     it.each(badStrings)(`rejects ${field} that is %s`, (_label, value) => {
       // Act
@@ -151,6 +151,21 @@ describe('Function: parseStoreTokensEvent', () => {
       expect(field === 'userId' ? ok.key.userId : ok.key.resource).toHaveLength(max);
       expect(error.message).toBe(`${name} must be at most ${max} characters`);
     });
+  });
+
+  it('measures resource in UTF-8 bytes, the unit of the DynamoDB key limit', () => {
+    // Act: 334 three-byte characters are 1002 bytes, though only 334 characters.
+    const error = validationErrorOf(() =>
+      parseStoreTokensEvent(storeEvent({ resource: '\u20ac'.repeat(334) })),
+    );
+
+    // Assess
+    expect(error.message).toBe('resource must be at most 1000 bytes of UTF-8');
+  });
+
+  it('rejects a lone surrogate, which has no UTF-8 form and would merge two ids into one key', () => {
+    const error = validationErrorOf(() => parseStoreTokensEvent(storeEvent({ userId: 'iso-\udbff' })));
+    expect(error.message).toBe('userId must be well-formed Unicode');
   });
 
   it('rejects a missing userId', () => {
