@@ -163,8 +163,8 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
             userIdentity: { type: 'AssumedRole', principalId: 'AROAEXAMPLE:disconnect' },
             dynamodb: {
               OldImage: {
-                pk: { S: 'user-1' },
-                sk: { S: 'default' },
+                pk: { S: 'u#user-1' },
+                sk: { S: 'r#default' },
                 status: { S: 'ACTIVE' },
                 refreshExpiresAt: { N: '1700000000' },
                 rotationDeadline: { N: '1800000000' },
