@@ -8,26 +8,13 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { MetricName } from '../functions/core/ports';
 
 /** The CloudWatch namespace of every token-keeper metric (EMF, written by the functions). */
 export const METRICS_NAMESPACE = 'TokenKeeper';
 
-/** The metric names the functions emit (see DESIGN.md, Observability). */
-export type TokenKeeperMetricName =
-  | 'RotationSucceeded'
-  | 'RotationFailed'
-  | 'ReauthRequired'
-  | 'PersistFailed'
-  | 'AccessTokenServed'
-  | 'SweepDue'
-  | 'SweepBacklog'
-  | 'IdpLatency'
-  | 'TokensExpired'
-  | 'TokensStored'
-  | 'ReauthSoon'
-  | 'RotationRecovered'
-  | 'Disconnected'
-  | 'DisconnectIdpFailed';
+/** The metric names the functions emit: the core's own list, so the alarms cannot drift from it. */
+export type TokenKeeperMetricName = MetricName;
 
 /** Properties of {@link TokenKeeperMonitoring}. */
 export interface TokenKeeperMonitoringProps {

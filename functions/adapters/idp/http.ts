@@ -45,7 +45,7 @@ export async function post(
       signal,
       redirect: 'manual',
     });
-    const text = await readCapped(response);
+    const text = await readCapped(response, MAX_BODY_BYTES);
     return { status: response.status, headers: response.headers, json: parseJsonObject(text) };
   } catch (error) {
     if (signal.aborted) {
@@ -57,8 +57,8 @@ export async function post(
   }
 }
 
-/** Reads the body as text, or `undefined` when it exceeds MAX_BODY_BYTES. */
-async function readCapped(response: Response): Promise<string | undefined> {
+/** Reads the body as text, or `undefined` when it exceeds `maxBytes` (a hostile or broken peer). */
+export async function readCapped(response: Response, maxBytes: number): Promise<string | undefined> {
   if (!response.body) return '';
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -67,7 +67,7 @@ async function readCapped(response: Response): Promise<string | undefined> {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
+    if (size > maxBytes) {
       await reader.cancel();
       return undefined;
     }

@@ -2,7 +2,7 @@ import { createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:c
 import { ConfigurationError, RefreshUnavailableError, ValidationError } from '../../core/errors';
 import type { Clock, IdTokenVerifier } from '../../core/ports';
 import type { Secret } from '../../core/secret';
-import { endpointUrl, type FetchFn, systemClock } from './http';
+import { endpointUrl, type FetchFn, readCapped, systemClock } from './http';
 
 /** Options of {@link JwksIdTokenVerifier}. */
 export interface JwksIdTokenVerifierOptions {
@@ -174,7 +174,7 @@ export class JwksIdTokenVerifier implements IdTokenVerifier {
       if (response.status !== 200) {
         await response.body?.cancel();
       } else {
-        body = await readCapped(response);
+        body = await readCapped(response, MAX_JWKS_BYTES);
       }
     } catch (error) {
       const reason = signal.aborted ? 'timed out' : 'network error';
@@ -331,25 +331,6 @@ function invalid(message: string): ValidationError {
 
 function unknownKey(): ValidationError {
   return invalid('id_token kid is not in the JWKS');
-}
-
-/** Reads the body as text, or `undefined` when it exceeds MAX_JWKS_BYTES. */
-async function readCapped(response: Response): Promise<string | undefined> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_JWKS_BYTES) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function nonEmpty(value: string, option: string): string {
