@@ -1,0 +1,325 @@
+import { randomUUID } from 'node:crypto';
+import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { LogEventPublisher } from '../functions/adapters/observability/events';
+import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
+import type { Runtime } from '../functions/adapters/runtime';
+import { shardOf } from '../functions/core/lifetimes';
+import type { Budget } from '../functions/core/rotation';
+import type { SweepSummary } from '../functions/core/sweep';
+import { startTransmitServer } from '../local/transmit-server';
+import {
+  type BenchTarget,
+  breakdown,
+  type CallBreakdown,
+  localDynamoDb,
+  type ServiceInstance,
+  serviceInstance,
+} from './instance';
+import { COUNTED, type Counts, countsSince, OffsetClock, silentLogger, Tally } from './instrument';
+import { createBenchTable, deleteBenchTable, itemBytes, tokenSet } from './seed';
+
+const DAY_MS = 86_400_000;
+/** Due entries read per Query page: the sweep's default. */
+const PAGE_SIZE = 100;
+const SHARDS = 4;
+const ample: Budget = { remainingMs: () => 250_000 };
+
+/** How much work the calls section does. */
+export interface CallsProfile {
+  /** Users stored, read warm, refreshed and swept. */
+  readonly users: number;
+  /** Warm reads per user. */
+  readonly warmRounds: number;
+  /** Concurrent getAccessToken callers on one expired token. */
+  readonly burst: number;
+}
+
+/** One operation's calls, per operation, against the minimum. */
+export interface OperationCalls {
+  readonly operation: string;
+  readonly ops: number;
+  /** Mean calls per operation, by service (steady state: one-time calls of a fresh instance excluded). */
+  readonly perOp: CallBreakdown;
+  readonly minimum: number;
+  /** perOp.total / minimum: the target is 1.0. */
+  readonly ratio: number;
+  /** What the minimum is made of. */
+  readonly minimumIs: string;
+  readonly readUnits: number;
+  readonly writeUnitsTable: number;
+  readonly writeUnitsIndex: number;
+}
+
+/** Calls a fresh instance makes once (caches filling), beyond its steady state. */
+export interface OneTimeCalls {
+  readonly when: string;
+  readonly calls: Counts;
+}
+
+/** What the sweep read, against what was due. */
+export interface SweepReads {
+  readonly due: number;
+  readonly notDue: number;
+  readonly summary: SweepSummary;
+  readonly queryRequests: number;
+  readonly minimumQueryRequests: number;
+  /** Index entries returned per due record (target 1.0: nothing that is not due is read). */
+  readonly indexEntriesPerDue: number;
+  /** Records read with GetItem per due record (target 1.0). */
+  readonly recordsReadPerDue: number;
+  readonly scans: number;
+}
+
+/** The result of the calls section. */
+export interface CallsResult {
+  readonly operations: OperationCalls[];
+  readonly oneTime: OneTimeCalls[];
+  readonly sweep: SweepReads;
+  /** IdP refresh calls for `burst` concurrent callers of one expired token (minimum 1). */
+  readonly burst: { readonly callers: number; readonly idpRefreshes: number; readonly servedSame: boolean };
+  readonly reuseDetections: number;
+  readonly meanItemBytes: number;
+  /** Of which the sealed token set (the encrypted access, refresh and ID tokens and session id). */
+  readonly sealedBytes: number;
+}
+
+/**
+ * Section 1: counts every AWS and IdP call of each operation on separate "instances" (one per
+ * function, as deployed), in steady state, with the one-time calls of a fresh instance apart.
+ */
+export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile): Promise<CallsResult> {
+  const admin = localDynamoDb(dynamoEndpoint);
+  const tableName = `bench-calls-${randomUUID()}`;
+  await createBenchTable(admin, tableName);
+  const clock = new OffsetClock();
+  const transmit = await startTransmitServer({ clock });
+  const target: BenchTarget = { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl };
+  const instances: ServiceInstance[] = [];
+  const instance = (tally: Tally): Runtime => {
+    const made = serviceInstance({
+      target,
+      clock,
+      tally,
+      capacity: true,
+      overrides: {
+        logger: silentLogger,
+        metrics: new InMemoryMetrics(),
+        events: new LogEventPublisher(silentLogger),
+      },
+    });
+    instances.push(made);
+    return made.runtime;
+  };
+  try {
+    const users = Array.from({ length: profile.users }, (_, n) => `calls-user-${n}`);
+    const burstUser = 'calls-burst';
+    const storeTally = new Tally();
+    const getTally = new Tally();
+    const sweepTally = new Tally();
+    const storeFn = instance(storeTally);
+    const getFn = instance(getTally);
+    const operations: Row[] = [];
+    const oneTime: OneTimeCalls[] = [];
+
+    const store = (userId: string) =>
+      storeFn.tokenService.storeTokens({
+        key: { userId, resource: 'default' },
+        authenticatedAt: undefined,
+        tokens: tokenSet(transmit.signIn(userId)),
+      });
+    const get = (userId: string) =>
+      getFn.tokenService.getAccessToken(
+        { key: { userId, resource: 'default' }, minValiditySeconds: 60 },
+        ample,
+      );
+
+    // storeTokens: one read (the version fence) and one conditional write.
+    const stored = await phase(storeTally, [...users, burstUser], store);
+    operations.push(row('storeTokens', stored, 2, '1 read (version fence) + 1 conditional write'));
+    oneTime.push({ when: 'first storeTokens of an instance', calls: stored.firstExtra });
+
+    // getAccessToken with a valid stored token: one read, nothing else.
+    const rounds = Array.from({ length: profile.warmRounds }, () => users).flat();
+    const warm = await phase(getTally, rounds, async (userId) => {
+      const served = await get(userId);
+      if (served.source !== 'cached') throw new Error(`warm read was served ${served.source}`);
+    });
+    operations.push(row('getAccessToken, valid token stored', warm, 1, '1 read'));
+    oneTime.push({
+      when: 'first getAccessToken of an instance (per data key not yet seen)',
+      calls: warm.firstExtra,
+    });
+
+    // getAccessToken when the access token is about to expire: read, lease, one IdP call, commit.
+    clock.jumpTo(clock.nowMs() + 3_600_000 - 30_000);
+    const refreshed = await phase(getTally, users, async (userId) => {
+      const served = await get(userId);
+      if (served.source !== 'refreshed') throw new Error(`refresh was served ${served.source}`);
+    });
+    operations.push(
+      row('getAccessToken, refresh on demand', refreshed, 4, '1 read + lease + 1 IdP refresh + commit'),
+    );
+    oneTime.push({
+      when: 'first refresh of an instance (secret, client token, data key)',
+      calls: refreshed.firstExtra,
+    });
+
+    // N concurrent callers of one expired token: one IdP call, the others wait for its commit.
+    transmit.faults.latencyMs = 50;
+    const before = getTally.get(COUNTED.idpRefresh);
+    const served = await Promise.all(Array.from({ length: profile.burst }, () => get(burstUser)));
+    transmit.faults.latencyMs = 0;
+    const burst = {
+      callers: profile.burst,
+      idpRefreshes: getTally.get(COUNTED.idpRefresh) - before,
+      servedSame: new Set(served.map((s) => s.accessToken.reveal())).size === 1,
+    };
+
+    // The sweep: every record above is due 11 days later; records stored 5 days later are not.
+    const dueBy = clock.nowMs() + 11 * DAY_MS + 60_000;
+    clock.jumpTo(clock.nowMs() + 5 * DAY_MS);
+    const later = Array.from({ length: Math.ceil(profile.users / 2) }, (_, n) => `calls-later-${n}`);
+    for (const userId of later) await store(userId);
+    clock.jumpTo(dueBy);
+    const due = [...users, burstUser];
+    const sweepFn = instance(sweepTally);
+    const sweepBefore = sweepTally.snapshot();
+    const summary = await sweepFn.sweep.run(ample);
+    const sweepCalls = countsSince(sweepTally.snapshot(), sweepBefore);
+    const perShard = new Array<number>(SHARDS).fill(0);
+    for (const userId of due) perShard[shardOf({ userId, resource: 'default' }, SHARDS)]!++;
+    const minimumQueryRequests = perShard.reduce((sum, n) => sum + Math.floor(n / PAGE_SIZE) + 1, 0);
+    const sweep = sweepRow(sweepCalls, due.length, minimumQueryRequests);
+    operations.push(sweep.row);
+    oneTime.push({
+      when: 'one sweep invocation (secret, client token, data keys)',
+      calls: excess(sweepCalls, sweep.steady),
+    });
+
+    return {
+      operations: operations.map(({ perOpCounts: _drop, ...rest }) => rest),
+      oneTime,
+      sweep: {
+        due: due.length,
+        notDue: later.length,
+        summary,
+        queryRequests: sweepCalls[COUNTED.dynamo('Query')] ?? 0,
+        minimumQueryRequests,
+        indexEntriesPerDue: (sweepCalls[COUNTED.queryItems] ?? 0) / due.length,
+        recordsReadPerDue: (sweepCalls[COUNTED.dynamo('GetItem')] ?? 0) / due.length,
+        scans: sweepCalls[COUNTED.dynamo('Scan')] ?? 0,
+      },
+      burst,
+      reuseDetections: transmit.reuseDetections,
+      ...(await measureItemBytes(admin, tableName, users[0]!)),
+    };
+  } finally {
+    for (const made of instances) made.close();
+    await transmit.close();
+    await deleteBenchTable(admin, tableName);
+    admin.destroy();
+  }
+}
+
+interface Phase {
+  readonly ops: number;
+  /** Counts of operations 2..n. */
+  readonly steady: Counts;
+  /** Calls of the first operation beyond a steady one. */
+  readonly firstExtra: Counts;
+}
+
+/** Runs `op` for each input in sequence; separates the first operation (cold caches) from the rest. */
+async function phase<T>(
+  tally: Tally,
+  inputs: readonly T[],
+  op: (input: T) => Promise<unknown>,
+): Promise<Phase> {
+  const start = tally.snapshot();
+  await op(inputs[0]!);
+  const afterFirst = tally.snapshot();
+  for (const input of inputs.slice(1)) await op(input);
+  const steady = countsSince(tally.snapshot(), afterFirst);
+  const first = countsSince(afterFirst, start);
+  const perOp = scale(steady, inputs.length - 1);
+  return { ops: inputs.length - 1, steady, firstExtra: excess(first, perOp) };
+}
+
+type Row = OperationCalls & { readonly perOpCounts: Counts };
+
+function row(operation: string, measured: Phase, minimum: number, minimumIs: string): Row {
+  const perOpCounts = scale(measured.steady, measured.ops);
+  const perOp = breakdown(perOpCounts);
+  return {
+    operation,
+    ops: measured.ops,
+    perOp,
+    perOpCounts,
+    minimum,
+    minimumIs,
+    ratio: perOp.total / minimum,
+    readUnits: perOpCounts[COUNTED.readUnits] ?? 0,
+    writeUnitsTable: perOpCounts[COUNTED.writeUnitsTable] ?? 0,
+    writeUnitsIndex: perOpCounts[COUNTED.writeUnitsIndex] ?? 0,
+  };
+}
+
+/**
+ * The sweep per due record. One-time calls of the invocation (secret, client token, data keys)
+ * are left out of the steady state; the Query requests are spread over the due records.
+ */
+function sweepRow(calls: Counts, due: number, minimumQueryRequests: number): { row: Row; steady: Counts } {
+  const perItem = [
+    COUNTED.dynamo('GetItem'),
+    COUNTED.dynamo('UpdateItem'),
+    COUNTED.dynamo('PutItem'),
+    COUNTED.dynamo('Query'),
+    COUNTED.dynamo('Scan'),
+    COUNTED.idpRefresh,
+    COUNTED.readUnits,
+    COUNTED.writeUnitsTable,
+    COUNTED.writeUnitsIndex,
+  ];
+  const steady = Object.fromEntries(perItem.map((name) => [name, calls[name] ?? 0]));
+  const measured: Phase = { ops: due, steady, firstExtra: {} };
+  const minimum = 4 + minimumQueryRequests / due;
+  return {
+    steady,
+    row: row(
+      'refreshSweep, per due record',
+      measured,
+      minimum,
+      `1 read + lease + 1 IdP refresh + commit, + ${minimumQueryRequests} Query pages over ${due} due`,
+    ),
+  };
+}
+
+function scale(counts: Counts, ops: number): Counts {
+  return Object.fromEntries(Object.entries(counts).map(([name, value]) => [name, value / Math.max(1, ops)]));
+}
+
+/** What `first` made beyond `perOp`, for the call counters only (not capacity units). */
+function excess(first: Counts, perOp: Counts): Counts {
+  const result: Record<string, number> = {};
+  for (const [name, value] of Object.entries(first)) {
+    if (name.includes('request units') || name.endsWith('(total)') || name === COUNTED.queryItems) continue;
+    const extra = Math.round(value - (perOp[name] ?? 0));
+    if (extra > 0) result[name] = extra;
+  }
+  return result;
+}
+
+/** Size of a rotated record as stored (the adapter's key format: `u#<user>`, `r#<resource>`). */
+async function measureItemBytes(
+  client: DynamoDBClient,
+  tableName: string,
+  userId: string,
+): Promise<{ meanItemBytes: number; sealedBytes: number }> {
+  const result = await client.send(
+    new GetItemCommand({ TableName: tableName, Key: { pk: { S: `u#${userId}` }, sk: { S: 'r#default' } } }),
+  );
+  return {
+    meanItemBytes: result.Item ? itemBytes(result.Item) : 0,
+    sealedBytes: Buffer.byteLength(result.Item?.sealed?.S ?? ''),
+  };
+}

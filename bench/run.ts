@@ -1,0 +1,53 @@
+/**
+ * `npm run bench` (writes bench/results.md) and `npm run bench:smoke` (prints a short run):
+ * starts DynamoDB Local, runs every section against it and the Transmit emulator, writes the report.
+ * `--save <file>` also keeps the raw results as JSON; `--render <file>` writes the report from
+ * such a file again without measuring anything.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDynamoDbLocal } from '../local/dynamodb-local';
+import { type BenchResults, runBench } from './bench';
+import { ROOT } from './bundle';
+import { FULL, SMOKE } from './profiles';
+import { renderReport } from './report';
+
+const args = process.argv.slice(2);
+const option = (name: string) => {
+  const at = args.indexOf(name);
+  return at >= 0 ? args[at + 1] : undefined;
+};
+const smoke = args.includes('--smoke');
+const save = option('--save');
+const render = option('--render');
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const resultsFile = join(ROOT, 'bench', 'results.md');
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+// JSON has no Infinity (the ideal rate of a case without latency or rate limit).
+const replacer = (_key: string, value: unknown) => (value === Number.POSITIVE_INFINITY ? 'Infinity' : value);
+const reviver = (_key: string, value: unknown) => (value === 'Infinity' ? Number.POSITIVE_INFINITY : value);
+
+if (render) {
+  writeFileSync(resultsFile, renderReport(JSON.parse(readFileSync(render, 'utf8'), reviver) as BenchResults));
+  log(`wrote ${resultsFile} from ${render}`);
+} else {
+  log('starting DynamoDB Local');
+  const dynamo = await startDynamoDbLocal({ inMemory: true });
+  try {
+    const { results, markdown } = await runBench({
+      dynamoEndpoint: dynamo.endpoint,
+      profile: smoke ? SMOKE : FULL,
+      progress: log,
+    });
+    if (save) writeFileSync(save, JSON.stringify(results, replacer));
+    if (smoke) {
+      process.stdout.write(markdown);
+    } else {
+      writeFileSync(resultsFile, markdown);
+      log(`wrote ${resultsFile}`);
+    }
+  } finally {
+    await dynamo.stop();
+  }
+}

@@ -1,0 +1,318 @@
+import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
+import { startTransmitServer, type TransmitServer } from '../local/transmit-server';
+import { runChild } from './bundle';
+import type { SweepChildResult, SweepParams } from './children/sweep-child';
+import { type CpuShare, summarizeProfile } from './cpu-profile';
+import { type BenchTarget, breakdown, type CallBreakdown, localDynamoDb } from './instance';
+import { COUNTED, type Counts, OffsetClock } from './instrument';
+import { findDynamoDbLocalPid, machineCpuMs, processCpuMs } from './machine';
+import { createBenchTable, deleteBenchTable, seedRecords } from './seed';
+
+/** The highest IDP_RATE_LIMIT_RPS the configuration accepts: no pacing in practice. */
+const NO_RATE_LIMIT = 10_000;
+/** The stack's sweep timeout. */
+const SWEEP_TIMEOUT_MS = 300_000;
+/** The sweep stops starting rotations this long before its timeout (IDP_TIMEOUT_MS + 10 s). */
+const SWEEP_RESERVE_MS = 15_000;
+const SHARDS = 4;
+
+/** One measured sweep invocation: IdP latency and concurrency. */
+export interface SweepCase {
+  readonly latencyMs: number;
+  readonly concurrency: number;
+  /**
+   * IDP_RATE_LIMIT_RPS of the sweep. The stack's default (20/s) would pace every case; the cases
+   * measure the engine, so they set the highest value unless they name one.
+   * @default 10_000
+   */
+  readonly idpRateLimit?: number;
+  /** Take a CPU profile of this case's sweep (costs a little CPU). @default false */
+  readonly profileCpu?: boolean;
+}
+
+/** The sweep section's settings. */
+export interface SweepProfile {
+  /** Records due when the first case starts; more are added when the backlog runs low. */
+  readonly dueRecords: number;
+  /**
+   * How long each case rotates: the invocation's timeout is this plus the 15 s the sweep keeps
+   * in reserve. Without it, each case has the stack's 300 s and rotates everything that is due.
+   */
+  readonly caseSeconds?: number;
+  /** Due entries per Query page and shard. */
+  readonly pageSize: number;
+  readonly cases: readonly SweepCase[];
+}
+
+/** The result of one sweep case. */
+export interface SweepCaseResult extends SweepCase {
+  readonly idpRateLimit: number;
+  /** Records due when the invocation started. */
+  readonly due: number;
+  readonly rotated: number;
+  readonly failed: number;
+  readonly backlog: number;
+  readonly wallSeconds: number;
+  readonly rotationsPerSecond: number;
+  /** min(concurrency / latency, rate limit) in rotations/s; Infinity at 0 ms without a limit. */
+  readonly idealPerSecond: number;
+  /** rotationsPerSecond / idealPerSecond (target at least 0.9). */
+  readonly fraction: number;
+  readonly serviceCpuMsPerRotation: number;
+  readonly dynamoCpuMsPerRotation: number | undefined;
+  readonly emulatorCpuMsPerRotation: number;
+  /** Share of the machine's CPU that was busy (all processes, ours and others). */
+  readonly machineBusyPercent: number | undefined;
+  /** Share of the machine's CPU that our three processes used. */
+  readonly oursBusyPercent: number | undefined;
+  readonly peakRssMb: number;
+  readonly rssStartMb: number;
+  readonly peakHeapMb: number;
+  readonly idpInFlightMean: number;
+  /** Mean wall time of one DynamoDB request and of one IdP refresh call, as the service saw them. */
+  readonly dynamoRequestMs: number;
+  readonly idpCallMs: number;
+  readonly callsPerRotation: CallBreakdown;
+  /** Every call of the invocation, counted by name. */
+  readonly calls: Counts;
+  readonly indexEntriesPerRotation: number;
+  readonly logBytesPerRotation: number;
+  /** Where the service's CPU went, when the case was profiled. */
+  readonly cpuProfile?: CpuShare[];
+  /** Anything that went wrong (failed rotations, reuse detections, records left). */
+  readonly problems: readonly string[];
+}
+
+/** The result of the sweep section. */
+export interface SweepResult {
+  readonly cases: SweepCaseResult[];
+  /** Due records written, and how long writing them took. */
+  readonly seeded: number;
+  readonly seedSeconds: number;
+}
+
+/**
+ * Section 3: one table of records that are all due now (signed in 12 days ago), then each case
+ * as one sweep invocation of a fresh instance in its own process, against what is still due.
+ * The Transmit emulator runs here with the case's latency; DynamoDB Local's and the emulator's
+ * CPU time are read from /proc around each case.
+ */
+export async function measureSweeps(
+  dynamoEndpoint: string,
+  childFile: string,
+  profile: SweepProfile,
+  onCase?: (result: SweepCaseResult) => void,
+): Promise<SweepResult> {
+  const admin = localDynamoDb(dynamoEndpoint);
+  const clock = new OffsetClock();
+  const transmit = await startTransmitServer({ clock });
+  const dynamoPid = findDynamoDbLocalPid(Number(new URL(dynamoEndpoint).port));
+  const tableName = `bench-sweep-${randomUUID()}`;
+  await createBenchTable(admin, tableName);
+  const target: BenchTarget = { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl };
+  const cases: SweepCaseResult[] = [];
+  let seeded = 0;
+  let seedSeconds = 0;
+  const seed = async (count: number) => {
+    const written = await seedRecords({
+      target,
+      transmit,
+      clock,
+      count,
+      userPrefix: `sweep-${seeded}-`,
+      authenticatedOffsetSeconds: -12 * 86_400,
+    });
+    seeded += written.count;
+    seedSeconds += written.seconds;
+  };
+  try {
+    await seed(profile.dueRecords);
+    for (const spec of profile.cases) {
+      const idpRateLimit = spec.idpRateLimit ?? NO_RATE_LIMIT;
+      const ideal = Math.min(
+        spec.latencyMs > 0 ? (spec.concurrency * 1000) / spec.latencyMs : Number.POSITIVE_INFINITY,
+        idpRateLimit === NO_RATE_LIMIT ? Number.POSITIVE_INFINITY : idpRateLimit,
+      );
+      if (profile.caseSeconds !== undefined) {
+        // Keep more due than the case can rotate: the fastest rate seen so far, or the ideal.
+        const fastest = Math.max(0, ...cases.map((c) => c.rotationsPerSecond));
+        const expected = Math.min(ideal, fastest > 0 ? 1.5 * fastest : ideal);
+        const needed =
+          Math.ceil((Number.isFinite(expected) ? expected : 200) * profile.caseSeconds * 1.3) + 100;
+        const due = await countDue(admin, tableName, clock);
+        if (due < needed) await seed(needed - due);
+      }
+      const result = await runCase(spec, {
+        target,
+        transmit,
+        clock,
+        admin,
+        childFile,
+        profile,
+        dynamoPid,
+        idpRateLimit,
+        ideal,
+        index: cases.length,
+      });
+      cases.push(result);
+      onCase?.(result);
+    }
+    return { cases, seeded, seedSeconds };
+  } finally {
+    transmit.faults.reset();
+    await transmit.close();
+    await deleteBenchTable(admin, tableName);
+    admin.destroy();
+  }
+}
+
+interface CaseContext {
+  readonly target: BenchTarget;
+  readonly transmit: TransmitServer;
+  readonly clock: OffsetClock;
+  readonly admin: DynamoDBClient;
+  readonly childFile: string;
+  readonly profile: SweepProfile;
+  readonly dynamoPid: number | undefined;
+  readonly idpRateLimit: number;
+  readonly ideal: number;
+  readonly index: number;
+}
+
+async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResult> {
+  const { transmit, profile } = ctx;
+  const due = await countDue(ctx.admin, ctx.target.tableName, ctx.clock);
+  transmit.faults.latencyMs = spec.latencyMs;
+  const refreshesBefore = transmit.refreshLog.length;
+  const reuseBefore = transmit.reuseDetections;
+  const profileFile = spec.profileCpu
+    ? join(dirname(ctx.childFile), `sweep-${ctx.index}.cpuprofile`)
+    : undefined;
+  const params: SweepParams = {
+    target: ctx.target,
+    offsetMs: ctx.clock.offsetMs,
+    concurrency: spec.concurrency,
+    idpRateLimit: ctx.idpRateLimit,
+    pageSize: profile.pageSize,
+    timeoutMs:
+      profile.caseSeconds === undefined ? SWEEP_TIMEOUT_MS : profile.caseSeconds * 1000 + SWEEP_RESERVE_MS,
+    ...(profileFile ? { profileFile } : {}),
+  };
+  const before = { main: process.cpuUsage(), dynamo: pidCpu(ctx.dynamoPid), machine: machineCpuMs() };
+  const run = await runChild<SweepChildResult>(ctx.childFile, params, {
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  const main = process.cpuUsage(before.main);
+  const dynamoCpu = difference(pidCpu(ctx.dynamoPid), before.dynamo);
+  const machineAfter = machineCpuMs();
+  transmit.faults.latencyMs = 0;
+
+  const child = run.result;
+  const { rotated, failed, backlog } = child.summary;
+  const per = (value: number) => value / Math.max(1, rotated);
+  const wallSeconds = child.wallMs / 1000;
+  const rotationsPerSecond = rotated / wallSeconds;
+  const emulatorCpuMs = (main.user + main.system) / 1000;
+  const machine =
+    before.machine && machineAfter
+      ? { busy: machineAfter.busy - before.machine.busy, total: machineAfter.total - before.machine.total }
+      : undefined;
+  const problems: string[] = [];
+  const refreshes = transmit.refreshLog.length - refreshesBefore;
+  if (profile.caseSeconds === undefined && rotated !== due) problems.push(`rotated ${rotated} of ${due} due`);
+  if (failed > 0) problems.push(`${failed} rotations failed`);
+  if (child.summary.reauthRequired > 0)
+    problems.push(`${child.summary.reauthRequired} records need re-authentication`);
+  if (refreshes !== rotated) problems.push(`${refreshes} IdP refreshes for ${rotated} rotations`);
+  if (transmit.reuseDetections !== reuseBefore) problems.push('the IdP saw a refresh token reused');
+  return {
+    ...spec,
+    idpRateLimit: ctx.idpRateLimit,
+    due,
+    rotated,
+    failed,
+    backlog,
+    wallSeconds,
+    rotationsPerSecond,
+    idealPerSecond: ctx.ideal,
+    fraction: Number.isFinite(ctx.ideal) ? rotationsPerSecond / ctx.ideal : Number.NaN,
+    serviceCpuMsPerRotation: per(child.cpuMs),
+    dynamoCpuMsPerRotation: dynamoCpu === undefined ? undefined : per(dynamoCpu),
+    emulatorCpuMsPerRotation: per(emulatorCpuMs),
+    machineBusyPercent: machine ? (100 * machine.busy) / machine.total : undefined,
+    oursBusyPercent:
+      machine && dynamoCpu !== undefined
+        ? (100 * (child.cpuMs + dynamoCpu + emulatorCpuMs)) / machine.total
+        : undefined,
+    peakRssMb: child.peakRssMb,
+    rssStartMb: child.rssStartMb,
+    peakHeapMb: child.peakHeapMb,
+    idpInFlightMean: child.idpInFlight.mean,
+    dynamoRequestMs: meanOf(child.calls, COUNTED.dynamoMs, DYNAMO_REQUESTS),
+    idpCallMs: meanOf(child.calls, COUNTED.idpRefreshMs, [COUNTED.idpRefresh]),
+    callsPerRotation: perCall(breakdown(child.calls), rotated),
+    calls: child.calls,
+    indexEntriesPerRotation: per(child.calls[COUNTED.queryItems] ?? 0),
+    logBytesPerRotation: per(run.stdoutBytes),
+    ...(profileFile ? { cpuProfile: summarizeProfile(profileFile, ctx.childFile) } : {}),
+    problems,
+  };
+}
+
+/** Due index entries with `dueAt <= now`, over every shard (Select COUNT reads keys only). */
+async function countDue(client: DynamoDBClient, tableName: string, clock: OffsetClock): Promise<number> {
+  const { dueIndex } = TOKEN_TABLE;
+  const now = Math.floor(clock.nowMs() / 1000);
+  let total = 0;
+  for (let shard = 0; shard < SHARDS; shard++) {
+    let start: Record<string, never> | undefined;
+    do {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: dueIndex.name,
+          KeyConditionExpression: '#shard = :shard AND #due <= :now',
+          ExpressionAttributeNames: { '#shard': dueIndex.partitionKey.name, '#due': dueIndex.sortKey.name },
+          ExpressionAttributeValues: { ':shard': { N: String(shard) }, ':now': { N: String(now) } },
+          Select: 'COUNT',
+          ExclusiveStartKey: start,
+        }),
+      );
+      total += page.Count ?? 0;
+      start = page.LastEvaluatedKey as Record<string, never> | undefined;
+    } while (start);
+  }
+  return total;
+}
+
+const DYNAMO_REQUESTS = ['GetItem', 'UpdateItem', 'PutItem', 'Query', 'DeleteItem'].map(COUNTED.dynamo);
+
+/** Mean of a summed duration over the count of the named calls. */
+function meanOf(calls: Counts, total: string, names: readonly string[]): number {
+  const count = names.reduce((sum, name) => sum + (calls[name] ?? 0), 0);
+  return count > 0 ? (calls[total] ?? 0) / count : 0;
+}
+
+function pidCpu(pid: number | undefined): number | undefined {
+  return pid === undefined ? undefined : processCpuMs(pid);
+}
+
+function difference(after: number | undefined, before: number | undefined): number | undefined {
+  return after === undefined || before === undefined ? undefined : after - before;
+}
+
+function perCall(calls: CallBreakdown, rotations: number): CallBreakdown {
+  const n = Math.max(1, rotations);
+  return {
+    dynamoReads: calls.dynamoReads / n,
+    dynamoWrites: calls.dynamoWrites / n,
+    dynamoQueries: calls.dynamoQueries / n,
+    idp: calls.idp / n,
+    kms: calls.kms / n,
+    secretsManager: calls.secretsManager / n,
+    total: calls.total / n,
+  };
+}
