@@ -105,7 +105,9 @@ export class Sweep {
         results.push(await this.processEntry(entry, budget, limiter));
       }
     };
-    const workers = Math.min(this.sweepSettings.concurrency, entries.length);
+    // Twice as many workers as IdP slots: while one worker reads or commits (DynamoDB), another
+    // holds the slot, so the IdP calls in flight stay at `concurrency` (the limiter caps them).
+    const workers = Math.min(2 * this.sweepSettings.concurrency, entries.length);
     await Promise.all(Array.from({ length: workers }, worker));
     return results;
   }
