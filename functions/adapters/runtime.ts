@@ -31,6 +31,7 @@ import { TransmitIdentityProvider } from './idp/transmit';
 import { EventBridgePublisher, LogEventPublisher } from './observability/events';
 import { JsonLogger } from './observability/logger';
 import { EmfMetrics } from './observability/metrics';
+import { systemClock } from './system-clock';
 
 /** Everything a handler needs, built once per Lambda instance. */
 export interface Runtime {
@@ -71,7 +72,7 @@ export interface RuntimeOverrides {
 
 /** Builds the adapters that the configuration names and the two core services on top of them. */
 export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
-  const clock = overrides.clock ?? { nowMs: () => Date.now() };
+  const clock = overrides.clock ?? systemClock;
   const logger =
     overrides.logger ?? new JsonLogger({ serviceName: config.serviceName, logLevel: config.logLevel });
   const metrics =

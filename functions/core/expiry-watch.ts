@@ -1,5 +1,6 @@
+import { publishSafely } from './events';
 import type { RecordKey, RecordStatus } from './model';
-import type { EventPublisher, Logger, Metrics } from './ports';
+import type { AppEvent, EventPublisher, Logger, Metrics } from './ports';
 import { logKey } from './rotation';
 
 /** A record that DynamoDB deleted, as far as the watch needs to know it (never its tokens). */
@@ -62,11 +63,7 @@ export class ExpiryWatch {
     return summary;
   }
 
-  private async publish(event: Parameters<EventPublisher['publish']>[0]): Promise<void> {
-    try {
-      await this.deps.events.publish(event);
-    } catch {
-      this.deps.logger.warn('event not published', { type: event.type, ...logKey(event.key) });
-    }
+  private publish(event: AppEvent): Promise<void> {
+    return publishSafely(this.deps.events, this.deps.logger, event);
   }
 }

@@ -5,9 +5,12 @@ import {
   RefreshUnavailableError,
   StoreUnavailableError,
 } from './errors';
+import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, retryAt, shardOf } from './lifetimes';
-import type { LifetimePolicy, RecordKey, TokenRecord, TokenSet } from './model';
+import { errorName, logKey } from './log-fields';
+import type { LifetimePolicy, TokenRecord, TokenSet } from './model';
 import type {
+  AppEvent,
   Clock,
   EventPublisher,
   IdentityProvider,
@@ -340,17 +343,15 @@ export class Rotation {
       settings,
       this.deps.random,
     );
-    (error instanceof IdpTransientError ? logger.warn : logger.error).call(
-      logger,
-      'refresh failed; will retry',
-      {
-        ...logKey(record.key),
-        failures,
-        reason,
-        retryAt: dueAt,
-        error: errorName(error),
-      },
-    );
+    // An IdP that could not answer is expected now and then; anything else is our problem.
+    const log = error instanceof IdpTransientError ? logger.warn.bind(logger) : logger.error.bind(logger);
+    log('refresh failed; will retry', {
+      ...logKey(record.key),
+      failures,
+      reason,
+      retryAt: dueAt,
+      error: errorName(error),
+    });
     const next: TokenRecord = {
       ...record,
       version: record.version + 1,
@@ -373,12 +374,8 @@ export class Rotation {
   }
 
   /** Publishes an app event; a failure to publish is logged, never thrown. */
-  async publish(event: Parameters<EventPublisher['publish']>[0]): Promise<void> {
-    try {
-      await this.deps.events.publish(event);
-    } catch (error) {
-      this.deps.logger.warn('event not published', { type: event.type, error: errorName(error) });
-    }
+  publish(event: AppEvent): Promise<void> {
+    return publishSafely(this.deps.events, this.deps.logger, event);
   }
 
   private nowSeconds(): number {
@@ -392,12 +389,4 @@ function transientReason(error: IdpTransientError): string {
   return 'network';
 }
 
-/** The fields that identify a record in logs. */
-export function logKey(key: RecordKey): { userId: string; resource: string } {
-  return { userId: key.userId, resource: key.resource };
-}
-
-/** An error's class name, the only part of an unknown error that is safe to log. */
-export function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : typeof error;
-}
+export { errorName, logKey } from './log-fields';

@@ -1,4 +1,5 @@
 import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
+import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
 import type { TerminationOutcome } from './ports';
@@ -195,7 +196,12 @@ export class TokenService {
     await store.delete(key);
     metrics.count('Disconnected');
     logger.info('disconnected', { ...logKey(key), idpLogout });
-    await this.rotation.publish({ type: 'Disconnected', key, idpLogout, at: this.nowSeconds() });
+    await publishSafely(this.deps.events, logger, {
+      type: 'Disconnected',
+      key,
+      idpLogout,
+      at: this.nowSeconds(),
+    });
     return { userId: key.userId, resource: key.resource, deleted: true, idpLogout };
   }
 

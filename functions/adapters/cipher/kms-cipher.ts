@@ -1,6 +1,7 @@
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { ConfigurationError, CorruptRecordError, StoreUnavailableError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
+import { systemClock } from '../system-clock';
 import { DATA_KEY_BYTES, openEnvelope, parseEnvelope, sealEnvelope } from './envelope';
 import type { TokenCipher } from './token-cipher';
 
@@ -31,8 +32,6 @@ interface DataKey {
   readonly createdAtMs: number;
   uses: number;
 }
-
-const systemClock: Clock = { nowMs: () => Date.now() };
 
 /**
  * Envelope encryption with AWS KMS: values are sealed with AES-256-GCM under a data key, and

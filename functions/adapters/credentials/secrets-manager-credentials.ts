@@ -2,6 +2,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { ConfigurationError, RefreshUnavailableError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { systemClock } from '../system-clock';
 import type { ClientCredentials, ClientCredentialsSource } from './client-credentials';
 
 /** Options of {@link SecretsManagerClientCredentials}. */
@@ -22,8 +23,6 @@ const CONFIGURATION_ERRORS = new Set([
   'AccessDeniedException',
   'DecryptionFailure',
 ]);
-
-const systemClock: Clock = { nowMs: () => Date.now() };
 
 /** Client credentials read from a Secrets Manager JSON secret, cached per Lambda instance. */
 export class SecretsManagerClientCredentials implements ClientCredentialsSource {

@@ -26,7 +26,7 @@ const ERROR_CODE = /^[a-z_]{1,64}$/;
 const HTTP_DATE_START = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s/;
 
 /** The system clock. */
-export const systemClock: Clock = { nowMs: () => Date.now() };
+export { systemClock } from '../system-clock';
 
 /** Sends one POST; network failures and the deadline become IdpTransientError. */
 export async function post(
