@@ -44,6 +44,8 @@ export interface Config {
   readonly sweepConcurrency: number;
   readonly idpRequestsPerSecond: number;
   readonly reauthSoonSeconds: number;
+  /** Access-token lifetime assumed when a refresh answer omits `expires_in`. */
+  readonly defaultAccessTokenSeconds: number;
   readonly metricsNamespace: string;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
@@ -126,6 +128,7 @@ export function loadConfig(env: Env): Config {
     sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, 1, 256),
     idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, 1, 10_000),
     reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
+    defaultAccessTokenSeconds: read.int('ACCESS_TOKEN_DEFAULT_SECONDS', 3600, 60, 7 * DAY),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),

@@ -149,6 +149,7 @@ export function rotationSettings(config: Config): RotationSettings {
     retryCapSeconds: DEFAULT_SCHEDULE.retryCapSeconds,
     reauthRetentionSeconds: 30 * 86_400,
     reauthSoonSeconds: config.reauthSoonSeconds,
+    defaultAccessTokenSeconds: config.defaultAccessTokenSeconds,
     lifetimesFor: (resource: string): LifetimePolicy => ({
       ...config.lifetimes,
       ...config.resourceLifetimes[resource],

@@ -36,7 +36,13 @@ export class TokenNotFoundError extends TokenKeeperError {
 }
 
 /** Why a record needs the user to sign in again. */
-export type ReauthReason = 'refresh_rejected' | 'deadline' | 'expired' | 'corrupted';
+export type ReauthReason =
+  | 'refresh_rejected'
+  | 'deadline'
+  | 'expired'
+  | 'corrupted'
+  /** The IdP answered 200 (so it consumed the refresh token) with nothing usable in it. */
+  | 'unusable_answer';
 
 /** The refresh token is dead: the user must sign in again. No further IdP calls are made for it. */
 export class ReauthRequiredError extends TokenKeeperError {
@@ -73,7 +79,10 @@ export type PublicErrorName = (typeof PUBLIC_ERROR_NAMES)[number];
 
 // ---- Errors that stay inside the service (adapters -> core) ----
 
-/** The IdP rejected the refresh token for good (400/401/403, invalid_grant and kin). */
+/**
+ * The refresh token is proven dead: the IdP answered `invalid_grant` (or a code configured as
+ * meaning the same). Nothing else is proof: see IdpConfigurationError and IdpTransientError.
+ */
 export class IdpPermanentError extends TokenKeeperError {
   override readonly name = 'IdpPermanentError';
   constructor(
@@ -86,15 +95,45 @@ export class IdpPermanentError extends TokenKeeperError {
   }
 }
 
-/** The IdP could not answer now (timeout, network, 408, 429, 5xx). */
+/**
+ * The IdP could not answer now (timeout, network, 408, 429, 5xx, `temporarily_unavailable`,
+ * `server_error`, `slow_down`, an unrecognised refusal).
+ */
 export class IdpTransientError extends TokenKeeperError {
   override readonly name = 'IdpTransientError';
   override readonly retryable = true;
+  /**
+   * True only when the answer proves the IdP did not process the request, so the refresh token
+   * was not consumed (503, 429, a connection refused before anything was sent, the client token
+   * refused at the door): the same token may be presented again at once. False when the request
+   * may have been processed (a timeout after sending, a reset, 502/504): never resent within the
+   * same lease.
+   */
+  readonly notConsumed: boolean;
   constructor(
     message: string,
     readonly status: number | undefined,
     /** Seconds the IdP asked us to wait (Retry-After), when it said so. */
     readonly retryAfterSeconds: number | undefined,
+    options?: { cause?: unknown; notConsumed?: boolean },
+  ) {
+    super(message, options);
+    this.notConsumed = options?.notConsumed ?? false;
+  }
+}
+
+/**
+ * The IdP refused the app's client, not the user's token: `invalid_client`,
+ * `unauthorized_client`, `insufficient_scope`, `unsupported_grant_type`, `invalid_request`, a
+ * 403, or a 401 that survives a fresh client token. A deployment problem: no user is marked.
+ * The request was refused before the refresh token was used, so it was not consumed.
+ */
+export class IdpConfigurationError extends TokenKeeperError {
+  override readonly name = 'IdpConfigurationError';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | undefined,
     options?: { cause?: unknown },
   ) {
     super(message, options);

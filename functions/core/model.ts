@@ -23,6 +23,21 @@ export interface TokenSet {
   readonly sessionId?: Secret;
 }
 
+/**
+ * What a 200 refresh answer carried, as the IdP sent it: a 200 means the IdP consumed the refresh
+ * token, so the core uses whatever is usable here and never presents the old token again. A field
+ * that is absent or malformed is `undefined`; `expiresIn` is the raw number (the core clamps it).
+ */
+export interface RefreshAnswer {
+  readonly accessToken: Secret | undefined;
+  /** Absent: the IdP did not rotate, and the current refresh token stays in use. */
+  readonly refreshToken: Secret | undefined;
+  readonly idToken?: Secret | undefined;
+  readonly tokenType: string | undefined;
+  /** Seconds as sent (may be negative, huge or fractional); `undefined` when absent or not a number. */
+  readonly expiresIn: number | undefined;
+}
+
 /** The token material of a record: stored encrypted, held in memory as Secrets. */
 export interface StoredTokens {
   readonly accessToken: Secret;

@@ -1,5 +1,5 @@
-import type { IdpPermanentError, IdpTransientError, ReauthReason } from './errors';
-import type { RecordKey, StoredTokens, TokenRecord, TokenSet } from './model';
+import type { ReauthReason } from './errors';
+import type { RecordKey, RefreshAnswer, StoredTokens, TokenRecord } from './model';
 import type { Secret } from './secret';
 
 /** Expected contention is a value, not an exception. */
@@ -52,13 +52,12 @@ export interface TokenStore {
 /** The identity provider's refresh grant. */
 export interface IdentityProvider {
   /**
-   * Exchanges a refresh token for a new token set. Throws IdpPermanentError when the token is
-   * dead and IdpTransientError when the IdP could not answer now.
+   * Exchanges a refresh token for a new token set. Any 200 answer resolves (with what was usable
+   * in it); throws IdpPermanentError when the token is proven dead, IdpConfigurationError when the
+   * app's client is refused, and IdpTransientError when the IdP could not answer now.
    */
-  refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet>;
+  refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer>;
 }
-
-export type IdpError = IdpPermanentError | IdpTransientError;
 
 /** What ending a user's access at the IdP did. */
 export type TerminationOutcome = 'logged_out' | 'revoked' | 'already_gone' | 'not_supported';

@@ -8,7 +8,7 @@ import {
 import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, retryAt, shardOf } from './lifetimes';
 import { errorName, logKey } from './log-fields';
-import type { LifetimePolicy, TokenRecord, TokenSet } from './model';
+import type { LifetimePolicy, RefreshAnswer, TokenRecord } from './model';
 import type {
   AppEvent,
   Clock,
@@ -21,6 +21,7 @@ import type {
   TokenStore,
 } from './ports';
 import type { IdpRateLimiter } from './rate-limiter';
+import { tokensFromAnswer } from './refresh-answer';
 
 /** How much time the current invocation has left (the Lambda context's, in real milliseconds). */
 export interface Budget {
@@ -40,6 +41,8 @@ export interface RotationSettings {
   readonly reauthRetentionSeconds: number;
   /** How long before the rotation deadline the app gets a `Reauth Soon` event (0: never). */
   readonly reauthSoonSeconds: number;
+  /** Access-token lifetime assumed when a refresh answer has no usable `expires_in`. */
+  readonly defaultAccessTokenSeconds: number;
   lifetimesFor(resource: string): LifetimePolicy;
 }
 
@@ -110,7 +113,7 @@ export class Rotation {
       );
       if (leased === 'conflict') return { kind: 'contended' };
 
-      let tokens: TokenSet;
+      let tokens: RefreshAnswer;
       const startedMs = clock.nowMs();
       try {
         tokens = await idp.refresh(record.tokens.refreshToken, { timeoutMs: settings.idpTimeoutMs });
@@ -195,24 +198,41 @@ export class Rotation {
     record: TokenRecord,
     leaseId: string,
     leaseUntilMs: number,
-    tokens: TokenSet,
+    answer: RefreshAnswer,
     budget: Budget,
   ): Promise<RotationOutcome> {
     const { store, metrics, logger, settings } = this.deps;
     const nowSeconds = this.nowSeconds();
     const policy = settings.lifetimesFor(record.key.resource);
+    const current = record.tokens!;
+    const answered = tokensFromAnswer(
+      answer,
+      current,
+      record,
+      nowSeconds,
+      settings.defaultAccessTokenSeconds,
+    );
+    if (answered.kind === 'unusable') {
+      // The IdP consumed the token (it answered 200) and gave nothing back: never present it again.
+      metrics.count('RotationFailed', 1, { reason: 'unusable_answer' });
+      logger.error('IdP answered 200 without usable tokens', logKey(record.key));
+      const marked = await this.markReauthRequired(record, 'unusable_answer', leaseId);
+      if (!marked) return { kind: 'contended' };
+      return { kind: 'reauth', reason: 'unusable_answer' };
+    }
+    if (answered.mended.length > 0) {
+      logger.warn('IdP answer mended before it was stored', {
+        ...logKey(record.key),
+        mended: answered.mended.join(','),
+      });
+    }
     const refreshExpiresAt = Math.min(nowSeconds + policy.refreshTokenTtlSeconds, record.rotationDeadline);
     const next: TokenRecord = {
       ...record,
       // Refresh returns no session id: the session is unchanged, so the stored one stays.
-      tokens: {
-        accessToken: tokens.accessToken,
-        refreshToken: tokens.refreshToken,
-        ...(tokens.idToken ? { idToken: tokens.idToken } : {}),
-        ...(record.tokens?.sessionId ? { sessionId: record.tokens.sessionId } : {}),
-      },
-      tokenType: tokens.tokenType,
-      accessExpiresAt: nowSeconds + tokens.expiresIn,
+      tokens: answered.tokens,
+      tokenType: answered.tokenType,
+      accessExpiresAt: answered.accessExpiresAt,
       refreshExpiresAt,
       expiresAt: refreshExpiresAt,
       version: record.version + 1,

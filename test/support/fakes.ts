@@ -511,6 +511,7 @@ export const TEST_SETTINGS: Omit<RotationSettings, 'lifetimesFor'> = {
   idpTimeoutMs: 5000,
   leaseMs: 30_000,
   commitReserveMs: 10_000,
+  defaultAccessTokenSeconds: 3600,
   dueShards: 4,
   retryBaseSeconds: 30,
   retryCapSeconds: 900,

@@ -1,4 +1,4 @@
-import type { TokenSet } from '../../../functions/core/model';
+import type { RefreshAnswer } from '../../../functions/core/model';
 import type { IdentityProvider } from '../../../functions/core/ports';
 import type { Secret } from '../../../functions/core/secret';
 import { sha256Hex } from '../../../local/transmit/state';
@@ -69,7 +69,7 @@ export class ProofIdp implements IdentityProvider {
     return [...this.#lineage.keys()];
   }
 
-  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer> {
     const presented = sha256Hex(refreshToken.reveal());
     const lineage = this.#lineage.get(presented);
     const label = `idp.refresh ${lineage?.userId ?? '?'}`;
@@ -78,12 +78,13 @@ export class ProofIdp implements IdentityProvider {
     const tokens = await this.track(() => this.inner.refresh(refreshToken, options));
     this.rotations++;
     this.rotatedFor.push(lineage?.userId ?? '?');
-    const issued = sha256Hex(tokens.refreshToken.reveal());
+    // A non-rotating answer keeps the presented token in use.
+    const issued = tokens.refreshToken ? sha256Hex(tokens.refreshToken.reveal()) : presented;
     if (lineage) {
       this.#lineage.set(issued, lineage);
       this.#latest.set(lineage.family, issued);
     }
-    this.issuedWith.set(sha256Hex(tokens.accessToken.reveal()), issued);
+    if (tokens.accessToken) this.issuedWith.set(sha256Hex(tokens.accessToken.reveal()), issued);
     this.hooks.after?.(label);
     return tokens;
   }
