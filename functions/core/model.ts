@@ -63,7 +63,10 @@ export interface Lease {
 export interface TokenRecord {
   readonly key: RecordKey;
   readonly status: RecordStatus;
-  /** Absent once the record needs re-authentication: dead tokens are not kept. */
+  /**
+   * The token material. A REAUTH_REQUIRED record keeps it sealed (quarantined: never served,
+   * never rotated) until its retention ends, so an operator can undo a wrong verdict.
+   */
   readonly tokens: StoredTokens | undefined;
   readonly tokenType: string;
   readonly accessExpiresAt: number;
@@ -88,6 +91,8 @@ export interface TokenRecord {
   readonly lastRotatedAt: number | undefined;
   readonly rotations: number;
   readonly reauthReason: ReauthReason | undefined;
+  /** When the record became REAUTH_REQUIRED (epoch seconds); what an operator's restore selects on. */
+  readonly reauthAt?: number | undefined;
   /** Set once the app was told that the rotation deadline is near. */
   readonly reauthSoonNotifiedAt: number | undefined;
   /**

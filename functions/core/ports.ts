@@ -90,7 +90,11 @@ export type MetricName =
   | 'ReauthSoon'
   | 'RotationRecovered'
   | 'Disconnected'
-  | 'DisconnectIdpFailed';
+  | 'DisconnectIdpFailed'
+  /** The IdP refused the app's client (IdpConfigurationError): a deployment problem, never a user's. */
+  | 'IdpConfigurationRejected'
+  /** The rejection circuit breaker opened: rotations stopped, nobody more is marked. */
+  | 'RotationCircuitOpen';
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {

@@ -140,12 +140,13 @@ export class Rotation {
     const next: TokenRecord = {
       ...record,
       status: 'REAUTH_REQUIRED',
-      tokens: undefined,
+      // Quarantined, not destroyed: a wrong verdict can be undone by an operator's restore.
       version: record.version + 1,
       lease: undefined,
       dueShard: undefined,
       dueAt: undefined,
       reauthReason: reason,
+      reauthAt: nowSeconds,
       expiresAt: nowSeconds + this.deps.settings.reauthRetentionSeconds,
       lastError: reason,
     };

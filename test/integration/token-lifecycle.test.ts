@@ -120,7 +120,9 @@ describe('Token lifecycle on DynamoDB Local and the Transmit emulator', () => {
       expect(h.events.published.map((e) => e.type)).toEqual(['Reauth Required']);
       const stored = await h.runtime.store.get({ userId: 'alice', resource: 'default' });
       expect(stored?.status).toBe('REAUTH_REQUIRED');
-      expect(stored?.tokens).toBeUndefined();
+      // Quarantined, not destroyed: the sealed refresh token stays for an operator's restore.
+      expect(stored?.tokens?.refreshToken).toBeDefined();
+      expect(stored?.reauthAt).toBeTypeOf('number');
       expect(stored?.dueAt).toBeUndefined();
     });
 

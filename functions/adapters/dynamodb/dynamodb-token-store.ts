@@ -53,6 +53,7 @@ interface TokenItem {
   lastRotatedAt?: number;
   rotations: number;
   reauthReason?: ReauthReason;
+  reauthAt?: number;
   reauthSoonNotifiedAt?: number;
 }
 
@@ -245,6 +246,7 @@ export class DynamoDbTokenStore implements TokenStore {
       lastRotatedAt: item.lastRotatedAt,
       rotations: item.rotations ?? 0,
       reauthReason: item.reauthReason,
+      ...(item.reauthAt !== undefined ? { reauthAt: item.reauthAt } : {}),
       reauthSoonNotifiedAt: item.reauthSoonNotifiedAt,
       ...(corrupt ? { corrupt: true } : {}),
     };

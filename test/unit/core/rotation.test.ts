@@ -487,7 +487,7 @@ describe('Class: Rotation', () => {
     });
 
     describe('on a permanent IdP failure', () => {
-      it('marks the record REAUTH_REQUIRED, drops the tokens and the due keys, and says so', async () => {
+      it('marks the record REAUTH_REQUIRED, quarantines the tokens, drops the due keys, and says so', async () => {
         // Prepare
         const { deps, rotation, record, now } = setup();
         deps.idp.enqueue(rejected());
@@ -499,7 +499,8 @@ describe('Class: Rotation', () => {
         expect(outcome).toEqual({ kind: 'reauth', reason: 'refresh_rejected' });
         expect(deps.store.peek(KEY)).toMatchObject({
           status: 'REAUTH_REQUIRED',
-          tokens: undefined,
+          tokens: record.tokens,
+          reauthAt: now,
           version: 2,
           lease: undefined,
           dueShard: undefined,
@@ -789,7 +790,8 @@ describe('Class: Rotation', () => {
       expect(marked).toBe(true);
       expect(deps.store.peek(KEY)).toMatchObject({
         status: 'REAUTH_REQUIRED',
-        tokens: undefined,
+        tokens: record.tokens,
+        reauthAt: now,
         reauthReason: 'deadline',
         dueAt: undefined,
         dueShard: undefined,

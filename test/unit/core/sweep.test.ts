@@ -201,7 +201,7 @@ describe('Class: Sweep', () => {
         expect(deps.store.peek(keyOf(0))).toMatchObject({
           status: 'REAUTH_REQUIRED',
           reauthReason: 'deadline',
-          tokens: undefined,
+          reauthAt: T0,
           dueAt: undefined,
         });
         expect(deps.metrics.total('ReauthRequired', { reason: 'deadline' })).toBe(1);
