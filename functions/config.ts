@@ -46,6 +46,8 @@ export interface Config {
   readonly reauthSoonSeconds: number;
   /** Access-token lifetime assumed when a refresh answer omits `expires_in`. */
   readonly defaultAccessTokenSeconds: number;
+  /** Refresh tokens rejected (any users) within 10 minutes that open the rejection circuit breaker. */
+  readonly rejectionBreakerThreshold: number;
   readonly metricsNamespace: string;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
@@ -129,6 +131,7 @@ export function loadConfig(env: Env): Config {
     idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, 1, 10_000),
     reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
     defaultAccessTokenSeconds: read.int('ACCESS_TOKEN_DEFAULT_SECONDS', 3600, 60, 7 * DAY),
+    rejectionBreakerThreshold: read.int('REJECTION_BREAKER_THRESHOLD', 10, 1, 1_000_000),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),

@@ -150,6 +150,7 @@ export function rotationSettings(config: Config): RotationSettings {
     reauthRetentionSeconds: 30 * 86_400,
     reauthSoonSeconds: config.reauthSoonSeconds,
     defaultAccessTokenSeconds: config.defaultAccessTokenSeconds,
+    rejectionBreaker: { threshold: config.rejectionBreakerThreshold, windowSeconds: 600 },
     lifetimesFor: (resource: string): LifetimePolicy => ({
       ...config.lifetimes,
       ...config.resourceLifetimes[resource],

@@ -24,6 +24,14 @@ export interface DueEntry {
   readonly dueAt: number;
 }
 
+/** The rejection circuit breaker's shared state (epoch seconds). */
+export interface BreakerState {
+  /** Set while the breaker is open. */
+  readonly openedAt: number | undefined;
+  /** Until then, an operator said rejections are real: they are acted on without counting. */
+  readonly trustUntil: number | undefined;
+}
+
 /** Persistence of token records. Adapters encrypt token material and translate SDK errors. */
 export interface TokenStore {
   /** Strongly consistent read. A record whose tokens cannot be decrypted comes back with `corrupt: true`. */
@@ -38,6 +46,14 @@ export interface TokenStore {
     untilMs: number,
     nowMs: number,
   ): Promise<WriteOutcome>;
+  /** Adds one rejection to the window that starts at `windowStart`; returns the window's count. */
+  countRejection(windowStart: number, expiresAt: number): Promise<number>;
+  /** The rejection breaker's state (closed when never written). */
+  getBreaker(): Promise<BreakerState>;
+  /** Opens the breaker; 'conflict' when it was open already (someone else opened it first). */
+  openBreaker(openedAt: number): Promise<WriteOutcome>;
+  /** Closes the breaker, trusting rejections until `trustUntil`. */
+  closeBreaker(trustUntil: number): Promise<void>;
   /** Deletes the record (disconnect). */
   delete(key: RecordKey): Promise<void>;
   /** Entries of one shard whose `dueAt <= nowSeconds`, oldest first. */
@@ -94,7 +110,9 @@ export type MetricName =
   /** The IdP refused the app's client (IdpConfigurationError): a deployment problem, never a user's. */
   | 'IdpConfigurationRejected'
   /** The rejection circuit breaker opened: rotations stopped, nobody more is marked. */
-  | 'RotationCircuitOpen';
+  | 'RotationCircuitOpen'
+  /** An answer that proved the token unconsumed (503, 429, refused) was retried within the lease. */
+  | 'IdpRetriedAtOnce';
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {

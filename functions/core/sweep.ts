@@ -25,6 +25,18 @@ export interface SweepSettings {
   readonly pacingClock?: Clock;
 }
 
+/** Rotation attempts a sweep makes while the rejection breaker is open, to see whether the cause is gone. */
+const BREAKER_PROBES = 3;
+
+/** What one run has learnt so far, shared by its workers. */
+interface RunState {
+  readonly breakerOpen: boolean;
+  probesLeft: number;
+  rejectionsHeld: number;
+  /** Set when the IdP refused the app's client: no more rotations this run. */
+  halted: boolean;
+}
+
 type EntryResult = 'rotated' | 'failed' | 'reauthRequired' | 'skipped' | 'backlog';
 
 /** The scheduled sweep (DESIGN.md "The sweep"): rotates every record whose `dueAt` has come. */
@@ -50,6 +62,16 @@ export class Sweep {
       backlog: 0,
     };
     const nowSeconds = Math.floor(this.deps.clock.nowMs() / 1000);
+    const run: RunState = {
+      breakerOpen: await this.rotation.breaker.isOpen(),
+      probesLeft: BREAKER_PROBES,
+      rejectionsHeld: 0,
+      halted: false,
+    };
+    if (run.breakerOpen) {
+      metrics.count('RotationCircuitOpen');
+      logger.error('rejection circuit breaker is open: this sweep only probes', { probes: BREAKER_PROBES });
+    }
     const cursors = new Map<number, string | undefined>();
     for (let shard = 0; shard < settings.dueShards; shard++) cursors.set(shard, undefined);
     let outOfTime = false;
@@ -75,11 +97,14 @@ export class Sweep {
       const batch = pages.flat().sort((a, b) => a.dueAt - b.dueAt);
       summary.due += batch.length;
 
-      const results = await this.processAll(batch, budget, limiter);
+      const results = await this.processAll(batch, budget, limiter, run);
       for (const result of results) summary[result]++;
       outOfTime = summary.backlog > 0;
     }
 
+    // Rotations succeeded and nobody was rejected while open: the cause is gone, close the breaker.
+    if (run.breakerOpen && summary.rotated > 0 && run.rejectionsHeld === 0)
+      await this.rotation.breaker.close();
     metrics.count('SweepDue', summary.due);
     metrics.count('SweepBacklog', summary.backlog);
     logger.info('sweep finished', { ...summary, moreShardsPending: cursors.size > 0 });
@@ -91,6 +116,7 @@ export class Sweep {
     entries: DueEntry[],
     budget: Budget,
     limiter: IdpRateLimiter,
+    run: RunState,
   ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     let next = 0;
@@ -102,7 +128,7 @@ export class Sweep {
           results.push('backlog');
           continue;
         }
-        results.push(await this.processEntry(entry, budget, limiter));
+        results.push(await this.processEntry(entry, budget, limiter, run));
       }
     };
     // Twice as many workers as IdP slots: while one worker reads or commits (DynamoDB), another
@@ -112,7 +138,12 @@ export class Sweep {
     return results;
   }
 
-  private async processEntry(entry: DueEntry, budget: Budget, limiter: IdpRateLimiter): Promise<EntryResult> {
+  private async processEntry(
+    entry: DueEntry,
+    budget: Budget,
+    limiter: IdpRateLimiter,
+    run: RunState,
+  ): Promise<EntryResult> {
     const { store, metrics, logger } = this.deps;
     try {
       let record = await store.get(entry.key);
@@ -164,6 +195,12 @@ export class Sweep {
         return 'skipped';
       }
 
+      // The IdP refused the app's client: every rotation would fail the same way until it is fixed.
+      if (run.halted) return 'skipped';
+      if (run.breakerOpen) {
+        if (run.probesLeft <= 0) return 'skipped';
+        run.probesLeft--;
+      }
       const outcome = await this.rotation.rotate(record, budget, limiter);
       switch (outcome.kind) {
         case 'rotated':
@@ -171,6 +208,10 @@ export class Sweep {
         case 'reauth':
           return 'reauthRequired';
         case 'transient':
+          if (outcome.held) run.rejectionsHeld++;
+          return 'failed';
+        case 'configuration':
+          run.halted = true;
           return 'failed';
         case 'no-time':
           return 'backlog';

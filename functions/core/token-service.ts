@@ -1,4 +1,10 @@
-import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
+import {
+  ConfigurationError,
+  ReauthRequiredError,
+  RefreshUnavailableError,
+  TokenNotFoundError,
+  ValidationError,
+} from './errors';
 import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
@@ -26,8 +32,11 @@ export interface DisconnectResult {
   readonly idpLogout: TerminationOutcome | 'failed' | 'skipped';
 }
 
-/** How long a caller waits for a sibling's refresh, at most. */
-const MAX_WAIT_MS = 10_000;
+/** Slack after a sibling's lease ends for its commit to become visible, before a waiter takes over. */
+const LEASE_SLACK_MS = 250;
+/** First and longest pause between two reads while waiting for a sibling's refresh. */
+const FIRST_WAIT_MS = 50;
+const MAX_WAIT_STEP_MS = 1000;
 /** Clock skew tolerated on `authenticatedAt` in the future. */
 const FUTURE_SKEW_SECONDS = 300;
 const STORE_ATTEMPTS = 3;
@@ -125,8 +134,12 @@ export class TokenService {
    */
   async getAccessToken(input: GetAccessTokenInput, budget: Budget): Promise<ServedAccessToken> {
     const { clock } = this.deps;
-    const waitUntilMs = clock.nowMs() + Math.min(MAX_WAIT_MS, Math.max(0, budget.remainingMs() - 1000));
-    let waitMs = 25;
+    // A sibling's lease bounds its refresh, so waiting for it is bounded by one lease; the caller's
+    // own time bounds it too (one second is kept to answer).
+    const waitUntilMs =
+      clock.nowMs() +
+      Math.min(this.deps.settings.leaseMs + LEASE_SLACK_MS, Math.max(0, budget.remainingMs() - 1000));
+    let waitMs = FIRST_WAIT_MS;
     let record = await this.readLive(input.key);
     const first = record;
 
@@ -156,6 +169,8 @@ export class TokenService {
           case 'transient':
           case 'no-time':
             return this.serveStaleOrFail(record);
+          case 'configuration':
+            return this.serveStaleOrFail(record, 'configuration');
           case 'contended':
             break;
         }
@@ -163,10 +178,17 @@ export class TokenService {
         return this.serveStaleOrFail(record);
       }
 
-      // Someone else is refreshing: wait for the version to move, then serve what they stored.
-      if (clock.nowMs() + waitMs > waitUntilMs) return this.serveStaleOrFail(record);
-      await this.deps.sleep(waitMs * (0.5 + this.deps.random() / 2));
-      waitMs = Math.min(waitMs * 2, 400);
+      // Someone else is refreshing: wait for the version to move, then serve what they stored. The
+      // pauses grow (50 ms doubling to 1 s, jittered) so a crowd of waiters reads little, and never
+      // run past the sibling's lease: once it lapses, this caller may take the lease itself.
+      const leaseEndMs = record.lease ? record.lease.untilMs + LEASE_SLACK_MS : clock.nowMs() + waitMs;
+      const pauseMs = Math.min(
+        waitMs * (0.5 + this.deps.random() / 2),
+        Math.max(1, leaseEndMs - clock.nowMs()),
+      );
+      if (clock.nowMs() + pauseMs > waitUntilMs) return this.serveStaleOrFail(record);
+      await this.deps.sleep(pauseMs);
+      waitMs = Math.min(waitMs * 2, MAX_WAIT_STEP_MS);
       record = await this.readLive(input.key);
     }
   }
@@ -236,9 +258,18 @@ export class TokenService {
     }
   }
 
-  /** While the IdP cannot refresh, an access token that has not expired is better than none. */
-  private serveStaleOrFail(record: TokenRecord): ServedAccessToken {
+  /**
+   * While the IdP cannot refresh (or a sibling's refresh did not finish within the caller's time),
+   * an access token that has not expired is better than none: it is served marked `stale`, with
+   * its true expiry, even when it has less validity left than was asked for.
+   */
+  private serveStaleOrFail(record: TokenRecord, why?: 'configuration'): ServedAccessToken {
     if (record.accessExpiresAt > this.nowSeconds() && record.tokens) return this.serve(record, 'stale');
+    if (why === 'configuration') {
+      throw new ConfigurationError(
+        "the identity provider refused the app's client (credentials, permissions or region); no valid access token right now",
+      );
+    }
     throw new RefreshUnavailableError(
       `no valid access token for user "${record.key.userId}" right now (the refresh could not be done); retry later`,
     );

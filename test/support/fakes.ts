@@ -7,11 +7,13 @@ import {
   DEFAULT_RESOURCE,
   type LifetimePolicy,
   type RecordKey,
+  type RefreshAnswer,
   type StoredTokens,
   type TokenRecord,
   type TokenSet,
 } from '../../functions/core/model';
 import type {
+  BreakerState,
   Clock,
   DueEntry,
   Fence,
@@ -137,7 +139,16 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
 // Token store
 
 /** The methods of the TokenStore port. */
-export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue';
+export type StoreMethod =
+  | 'get'
+  | 'put'
+  | 'acquireLease'
+  | 'delete'
+  | 'queryDue'
+  | 'countRejection'
+  | 'getBreaker'
+  | 'openBreaker'
+  | 'closeBreaker';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -302,6 +313,36 @@ export class InMemoryTokenStore implements TokenStore {
     return holds ? 'ok' : 'conflict';
   }
 
+  /** The rejection breaker's state and window counts (see RejectionBreaker). */
+  breaker: BreakerState = { openedAt: undefined, trustUntil: undefined };
+  readonly rejectionWindows = new Map<number, number>();
+
+  async countRejection(windowStart: number, _expiresAt: number): Promise<number> {
+    const failure = await this.enter({ method: 'countRejection' }, true);
+    if (failure) throw failure.error();
+    const count = (this.rejectionWindows.get(windowStart) ?? 0) + 1;
+    this.rejectionWindows.set(windowStart, count);
+    return count;
+  }
+
+  async getBreaker(): Promise<BreakerState> {
+    const failure = await this.enter({ method: 'getBreaker' }, true);
+    if (failure) throw failure.error();
+    return { ...this.breaker };
+  }
+
+  async openBreaker(openedAt: number): Promise<WriteOutcome> {
+    await this.enter({ method: 'openBreaker' });
+    if (this.breaker.openedAt !== undefined) return 'conflict';
+    this.breaker = { openedAt, trustUntil: undefined };
+    return 'ok';
+  }
+
+  async closeBreaker(trustUntil: number): Promise<void> {
+    await this.enter({ method: 'closeBreaker' });
+    this.breaker = { openedAt: undefined, trustUntil };
+  }
+
   async delete(key: RecordKey): Promise<void> {
     const failure = await this.enter({ method: 'delete', key: { ...key } }, true);
     this.items.delete(storageKey(key));
@@ -348,9 +389,9 @@ export class InMemoryTokenStore implements TokenStore {
 
 /** One scripted answer: a token set, an error to throw, or a function of the presented token. */
 export type IdpResponse =
-  | TokenSet
+  | RefreshAnswer
   | Error
-  | ((refreshToken: Secret) => TokenSet | Error | Promise<TokenSet | Error>);
+  | ((refreshToken: Secret) => RefreshAnswer | Error | Promise<RefreshAnswer | Error>);
 
 /** A token set whose values carry `label` (`at-<label>`, `rt-<label>`, `id-<label>`). */
 export function tokenSet(label: string, expiresIn = 3600): TokenSet {
@@ -433,7 +474,7 @@ export class ScriptedIdentityProvider implements IdentityProvider {
     };
   }
 
-  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer> {
     const value = refreshToken.reveal();
     this.presented.push(value);
     this.fingerprints.push(refreshToken.fingerprint());
@@ -466,8 +507,11 @@ export class ScriptedIdentityProvider implements IdentityProvider {
       if (response === undefined) throw new Error('unexpected IdP call: nothing scripted');
       const answer = typeof response === 'function' ? await response(refreshToken) : response;
       if (answer instanceof Error) throw answer;
-      this.consumed.add(value);
-      this.familyOf.set(answer.refreshToken.reveal(), family);
+      // A 200 without a refresh token leaves the presented one in use (a non-rotating server).
+      if (answer.refreshToken) {
+        this.consumed.add(value);
+        this.familyOf.set(answer.refreshToken.reveal(), family);
+      }
       return answer;
     } finally {
       this.inFlight--;
@@ -511,6 +555,7 @@ export const TEST_SETTINGS: Omit<RotationSettings, 'lifetimesFor'> = {
   idpTimeoutMs: 5000,
   leaseMs: 30_000,
   commitReserveMs: 10_000,
+  rejectionBreaker: { threshold: 10, windowSeconds: 600 },
   defaultAccessTokenSeconds: 3600,
   dueShards: 4,
   retryBaseSeconds: 30,

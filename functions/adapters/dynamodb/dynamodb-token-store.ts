@@ -14,7 +14,7 @@ import {
   StoreUnavailableError,
 } from '../../core/errors';
 import type { RecordKey, RecordStatus, StoredTokens, TokenRecord } from '../../core/model';
-import type { DueEntry, Fence, TokenStore, WriteOutcome } from '../../core/ports';
+import type { BreakerState, DueEntry, Fence, TokenStore, WriteOutcome } from '../../core/ports';
 import { Secret } from '../../core/secret';
 import type { TokenCipher } from '../cipher/token-cipher';
 import { TOKEN_TABLE } from './table-schema';
@@ -66,6 +66,9 @@ interface SealedTokens {
 }
 
 const USER_PREFIX = 'u#';
+/** Items of the rejection breaker: never a user's (user keys start with `u#`), never in the due index. */
+const BREAKER_PK = '#breaker';
+const BREAKER_STATE_KEY = { pk: BREAKER_PK, sk: 'state' } as const;
 const RESOURCE_PREFIX = 'r#';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -151,6 +154,61 @@ export class DynamoDbTokenStore implements TokenStore {
             ':active': 'ACTIVE',
             ':now': nowMs,
           },
+        }),
+      ),
+    );
+  }
+
+  async countRejection(windowStart: number, expiresAt: number): Promise<number> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: BREAKER_PK, sk: `w#${windowStart}` },
+          UpdateExpression: 'ADD rejections :one SET expiresAt = :expiresAt',
+          ExpressionAttributeValues: { ':one': 1, ':expiresAt': expiresAt },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      ),
+    );
+    return Number(result.Attributes?.rejections ?? 0);
+  }
+
+  async getBreaker(): Promise<BreakerState> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: BREAKER_STATE_KEY, ConsistentRead: true }),
+      ),
+    );
+    const item = result.Item ?? {};
+    return {
+      openedAt: typeof item.openedAt === 'number' ? item.openedAt : undefined,
+      trustUntil: typeof item.trustUntil === 'number' ? item.trustUntil : undefined,
+    };
+  }
+
+  async openBreaker(openedAt: number): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: BREAKER_STATE_KEY,
+          UpdateExpression: 'SET openedAt = :openedAt REMOVE trustUntil',
+          ConditionExpression: 'attribute_not_exists(openedAt)',
+          ExpressionAttributeValues: { ':openedAt': openedAt },
+        }),
+      ),
+    );
+  }
+
+  async closeBreaker(trustUntil: number): Promise<void> {
+    await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: BREAKER_STATE_KEY,
+          UpdateExpression: 'SET trustUntil = :trustUntil REMOVE openedAt',
+          ExpressionAttributeValues: { ':trustUntil': trustUntil },
         }),
       ),
     );

@@ -1,6 +1,6 @@
 import { StoreUnavailableError } from '../../../functions/core/errors';
 import type { RecordKey, TokenRecord } from '../../../functions/core/model';
-import type { DueEntry, Fence, TokenStore, WriteOutcome } from '../../../functions/core/ports';
+import type { BreakerState, DueEntry, Fence, TokenStore, WriteOutcome } from '../../../functions/core/ports';
 import { sha256Hex } from '../../../local/transmit/state';
 
 /** The store operations the proofs watch and fault. */
@@ -115,6 +115,22 @@ export class ProofStore implements TokenStore {
       const outcome = await this.inner.acquireLease(key, version, leaseId, untilMs, nowMs);
       return this.sabotageLease ? 'ok' : outcome;
     });
+  }
+
+  countRejection(windowStart: number, expiresAt: number): Promise<number> {
+    return this.inner.countRejection(windowStart, expiresAt);
+  }
+
+  getBreaker(): Promise<BreakerState> {
+    return this.inner.getBreaker();
+  }
+
+  openBreaker(openedAt: number): Promise<WriteOutcome> {
+    return this.inner.openBreaker(openedAt);
+  }
+
+  closeBreaker(trustUntil: number): Promise<void> {
+    return this.inner.closeBreaker(trustUntil);
   }
 
   delete(key: RecordKey): Promise<void> {
