@@ -322,6 +322,8 @@ export class Rotation {
     for (let attempt = 1; ; attempt++) {
       try {
         const written = await store.put(next, { version: record.version, leaseId });
+        // An earlier attempt whose answer was lost may have been applied: then this is our own write.
+        if (written === 'conflict' && attempt > 1 && (await this.isOurCommit(next))) break;
         if (written === 'conflict') {
           // A new sign-in replaced the record, or our lease was taken over: the record moved on.
           metrics.count('RotationFailed', 1, { reason: 'commit_conflict' });
@@ -374,6 +376,22 @@ export class Rotation {
       });
     }
     return { kind: 'rotated', record: next };
+  }
+
+  /** True when the stored record is `next` as this rotation wrote it (its answer was lost on the way). */
+  private async isOurCommit(next: TokenRecord): Promise<boolean> {
+    try {
+      const stored = await this.deps.store.get(next.key);
+      return (
+        stored !== undefined &&
+        stored.version === next.version &&
+        stored.rotations === next.rotations &&
+        stored.lastRotatedAt === next.lastRotatedAt &&
+        stored.tokens?.refreshToken.reveal() === next.tokens?.refreshToken.reveal()
+      );
+    } catch {
+      return false;
+    }
   }
 
   /** Renews our lease for the commit's retries; returns the new end, or 0 when it could not. */
