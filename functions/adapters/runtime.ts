@@ -171,6 +171,7 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     return new TransmitIdentityProvider({
       baseUrl: config.idp.baseUrl,
       credentials,
+      deadTokenCodes: config.idpDeadTokenCodes,
       clock,
       ...(fetchFn ? { fetch: fetchFn } : {}),
     });
@@ -179,6 +180,7 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     tokenEndpoint: config.idp.tokenEndpoint,
     clientAuth: config.idp.clientAuth,
     credentials,
+    deadTokenCodes: config.idpDeadTokenCodes,
     clock,
     ...(config.idp.revocationEndpoint ? { revocationEndpoint: config.idp.revocationEndpoint } : {}),
     ...(fetchFn ? { fetch: fetchFn } : {}),
