@@ -7,6 +7,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { AwsCallLimits } from '../../config';
 import {
   ConfigurationError,
   CorruptRecordError,
@@ -16,6 +17,7 @@ import {
 import type { RecordKey, RecordStatus, StoredTokens, TokenRecord } from '../../core/model';
 import type { BreakerState, DueEntry, Fence, TokenStore, WriteOutcome } from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { awsClientConfig } from '../aws-client-config';
 import type { TokenCipher } from '../cipher/token-cipher';
 import { TOKEN_TABLE } from './table-schema';
 
@@ -25,7 +27,9 @@ export interface DynamoDbTokenStoreOptions {
   readonly cipher: TokenCipher;
   /** A client to use; when absent one is built from `clientConfig`. */
   readonly client?: DynamoDBClient;
-  /** @default {} (region and endpoint from the SDK's environment) */
+  /** Deadline and attempts of every call of the built client. @default DEFAULT_AWS_CALL_LIMITS */
+  readonly limits?: AwsCallLimits;
+  /** Merged over the bounded configuration. @default {} (region and endpoint from the SDK's environment) */
   readonly clientConfig?: DynamoDBClientConfig;
 }
 
@@ -80,7 +84,8 @@ export class DynamoDbTokenStore implements TokenStore {
   private readonly cipher: TokenCipher;
 
   constructor(options: DynamoDbTokenStoreOptions) {
-    const client = options.client ?? new DynamoDBClient(options.clientConfig ?? {});
+    const client =
+      options.client ?? new DynamoDBClient({ ...awsClientConfig(options.limits), ...options.clientConfig });
     this.documents = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
