@@ -285,7 +285,7 @@ export class Reindex {
       if (attempt >= CONFLICT_ATTEMPTS) break;
       // A rotation under way keeps the stored rotation deadline: let it commit, then lower the result.
       const waitMs = record.lease ? record.lease.untilMs - nowMs : 0;
-      if (waitMs > 0 && waitMs < Math.min(settings.leaseMs, budget.remainingMs() - settings.idpTimeoutMs)) {
+      if (waitMs > 0 && waitMs <= Math.min(settings.leaseMs, budget.remainingMs() - settings.idpTimeoutMs)) {
         await this.deps.sleep(waitMs + 1);
       }
       record = await store.get(record.key);
