@@ -16,6 +16,7 @@ import type {
   SessionTerminator,
   TokenStore,
 } from '../core/ports';
+import type { LifetimeSettings } from '../core/reindex';
 import type { RotationDeps, RotationSettings } from '../core/rotation';
 import { Sweep } from '../core/sweep';
 import { TokenService } from '../core/token-service';
@@ -131,6 +132,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
       concurrency: config.sweepConcurrency,
       pageSize: overrides.sweepPageSize ?? 100,
       idpRequestsPerSecond: config.idpRequestsPerSecond,
+      reindex: { lifetimes: lifetimeSettings(config) },
     }),
     store,
     idp: idpClient,
@@ -162,6 +164,15 @@ export function rotationSettings(config: Config): RotationSettings {
       ...config.resourceLifetimes[resource],
     }),
   };
+}
+
+/** The lifetime settings stored records follow: a change that lowers one re-indexes them. */
+export function lifetimeSettings(config: Config): LifetimeSettings {
+  const resources: Record<string, LifetimePolicy> = {};
+  for (const [resource, override] of Object.entries(config.resourceLifetimes)) {
+    resources[resource] = { ...config.lifetimes, ...override };
+  }
+  return { defaults: config.lifetimes, resources, reauthSoonSeconds: config.reauthSoonSeconds };
 }
 
 function cipherFor(config: Config, clock: Clock): TokenCipher {

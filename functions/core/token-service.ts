@@ -26,8 +26,13 @@ export interface ServedAccessToken {
 export interface DisconnectResult {
   readonly userId: string;
   readonly resource: string;
-  /** True when a record existed and was deleted. */
+  /** True when a record existed and this call deleted it. */
   readonly deleted: boolean;
+  /**
+   * True when a new sign-in replaced the record while its session was being logged out: the new
+   * sign-in wins (its session is alive and was not logged out), so its record was left in place.
+   */
+  readonly superseded: boolean;
   /** What happened at the IdP: `failed` means the record was deleted locally all the same. */
   readonly idpLogout: TerminationOutcome | 'failed' | 'skipped';
 }
@@ -195,12 +200,16 @@ export class TokenService {
 
   /**
    * Cuts a user off: ends the session at the IdP (so no copy of its refresh tokens works), then
-   * deletes the record. Idempotent; the record is deleted even when the IdP cannot be reached.
+   * deletes the record, fenced on the version read. Idempotent; the record is deleted even when
+   * the IdP cannot be reached. A new sign-in stored while the IdP logout was under way wins: its
+   * session was not logged out, so its record stays and the answer says `superseded`. A rotation
+   * of the same sign-in meanwhile does not (its tokens died with the session): it is deleted too.
    */
   async disconnect(key: RecordKey, budget: Budget): Promise<DisconnectResult> {
     const { store, sessions, metrics, logger, settings } = this.deps;
     const record = await store.get(key);
-    if (!record) return { userId: key.userId, resource: key.resource, deleted: false, idpLogout: 'skipped' };
+    const result = { userId: key.userId, resource: key.resource };
+    if (!record) return { ...result, deleted: false, superseded: false, idpLogout: 'skipped' };
 
     let idpLogout: DisconnectResult['idpLogout'] = 'skipped';
     if (record.tokens && sessions && budget.remainingMs() > settings.idpTimeoutMs + 1000) {
@@ -215,7 +224,30 @@ export class TokenService {
         });
       }
     }
-    await store.delete(key);
+
+    let current: TokenRecord | undefined = record;
+    for (let attempt = 1; ; attempt++) {
+      if ((await store.delete(key, { version: current.version })) === 'ok') break;
+      current = await store.get(key);
+      if (!current) {
+        // Deleted meanwhile (a concurrent disconnect): the user is cut off, but not by this call.
+        return { ...result, deleted: false, superseded: false, idpLogout };
+      }
+      if (!sameSignIn(record, current)) {
+        metrics.count('DisconnectSuperseded');
+        logger.warn('a new sign-in was stored during the disconnect; it stays', {
+          ...logKey(key),
+          idpLogout,
+          version: current.version,
+        });
+        return { ...result, deleted: false, superseded: true, idpLogout };
+      }
+      if (attempt >= STORE_ATTEMPTS) {
+        throw new RefreshUnavailableError(
+          'the record is being changed concurrently; try the disconnect again',
+        );
+      }
+    }
     metrics.count('Disconnected');
     logger.info('disconnected', { ...logKey(key), idpLogout });
     await publishSafely(this.deps.events, logger, {
@@ -224,7 +256,7 @@ export class TokenService {
       idpLogout,
       at: this.nowSeconds(),
     });
-    return { userId: key.userId, resource: key.resource, deleted: true, idpLogout };
+    return { ...result, deleted: true, superseded: false, idpLogout };
   }
 
   /** Reads the record and rejects what cannot be served. */
@@ -289,6 +321,18 @@ export class TokenService {
   private nowSeconds(): number {
     return Math.floor(this.deps.clock.nowMs() / 1000);
   }
+}
+
+/**
+ * True when `now` is still the sign-in `before` was (rotated, leased or marked since), not a new
+ * one: a new sign-in has its own authentication time and session id, and starts its rotations anew.
+ */
+function sameSignIn(before: TokenRecord, now: TokenRecord): boolean {
+  return (
+    now.authenticatedAt === before.authenticatedAt &&
+    now.rotations >= before.rotations &&
+    now.tokens?.sessionId?.reveal() === before.tokens?.sessionId?.reveal()
+  );
 }
 
 /** True when `now` holds tokens newer than `before`: a rotation or a new sign-in, not just a version step. */

@@ -18,6 +18,11 @@ import type {
   DueEntry,
   Fence,
   IdentityProvider,
+  RecordFilter,
+  RecordSchedule,
+  ScheduleChange,
+  SweepState,
+  SweepStateChange,
   TokenStore,
   WriteOutcome,
 } from '../../functions/core/ports';
@@ -148,7 +153,11 @@ export type StoreMethod =
   | 'countRejection'
   | 'getBreaker'
   | 'openBreaker'
-  | 'closeBreaker';
+  | 'closeBreaker'
+  | 'readSweepState'
+  | 'writeSweepState'
+  | 'scanRecords'
+  | 'reschedule';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -216,6 +225,13 @@ export class InMemoryTokenStore implements TokenStore {
   private readonly items = new Map<string, TokenRecord>();
   private readonly failures = new Map<StoreMethod, Failure[]>();
   private readonly hooks = new Map<StoreMethod, StoreHook[]>();
+  /** Shard counts registered by writes into the due index (the adapter's `ADD shardsUsed`). */
+  private readonly shardsUsed = new Set<number>();
+  private sweepState: Omit<SweepState, 'shardsUsed'> = {
+    indexedSettings: undefined,
+    reindex: undefined,
+    version: 0,
+  };
 
   /** The next `times` calls of `method` throw (StoreUnavailableError unless told otherwise). */
   failNext(
@@ -286,6 +302,7 @@ export class InMemoryTokenStore implements TokenStore {
           current.lease.untilMs < fence.noLiveLeaseAtMs);
     }
     if (holds) {
+      if (record.dueShard !== undefined) this.shardsUsed.add(record.dueShard + 1);
       const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
       this.items.set(id, stored);
     }
@@ -343,10 +360,91 @@ export class InMemoryTokenStore implements TokenStore {
     this.breaker = { openedAt: undefined, trustUntil };
   }
 
-  async delete(key: RecordKey): Promise<void> {
-    const failure = await this.enter({ method: 'delete', key: { ...key } }, true);
-    this.items.delete(storageKey(key));
+  async delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome> {
+    const failure = await this.enter(
+      { method: 'delete', key: { ...key }, ...(fence ? { fence: { version: fence.version } } : {}) },
+      true,
+    );
+    const current = this.items.get(storageKey(key));
+    const holds = fence === undefined || (current !== undefined && current.version === fence.version);
+    if (holds) this.items.delete(storageKey(key));
     if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
+  async readSweepState(): Promise<SweepState> {
+    await this.enter({ method: 'readSweepState' });
+    return {
+      ...structuredClone(this.sweepState),
+      shardsUsed: [...this.shardsUsed].sort((a, b) => a - b),
+    };
+  }
+
+  async writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'writeSweepState', version }, true);
+    const holds = this.sweepState.version === version;
+    if (holds) {
+      this.sweepState = {
+        indexedSettings: state.indexedSettings,
+        reindex: state.reindex ? { ...state.reindex } : undefined,
+        version: version + 1,
+      };
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
+  /** Pages in table-key order; the cursor is the last key read, as DynamoDB's is. */
+  async scanRecords(
+    filter: RecordFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ records: RecordSchedule[]; cursor: string | undefined }> {
+    await this.enter({ method: 'scanRecords' });
+    const ids = [...this.items.keys()].sort().filter((id) => cursor === undefined || id > cursor);
+    const page = ids.slice(0, limit);
+    const records: RecordSchedule[] = [];
+    for (const id of page) {
+      const record = this.items.get(id)!;
+      if (record.status !== filter.status) continue;
+      if (
+        filter.status === 'REAUTH_REQUIRED' &&
+        (record.reauthAt === undefined ||
+          record.reauthAt < filter.reauthFrom ||
+          record.reauthAt > filter.reauthTo)
+      ) {
+        continue;
+      }
+      const {
+        tokens: _tokens,
+        tokenType: _type,
+        accessExpiresAt: _access,
+        corrupt: _corrupt,
+        ...schedule
+      } = copyRecord(record);
+      records.push(schedule);
+    }
+    return { records, cursor: page.length === limit ? page.at(-1) : undefined };
+  }
+
+  async reschedule(key: RecordKey, fence: Fence, change: ScheduleChange): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'reschedule', key: { ...key }, fence: { ...fence } }, true);
+    const id = storageKey(key);
+    const current = this.items.get(id);
+    const holds =
+      current !== undefined &&
+      current.status === 'ACTIVE' &&
+      current.version === fence.version &&
+      (fence.leaseId === undefined || current.lease?.id === fence.leaseId) &&
+      (fence.noLiveLeaseAtMs === undefined ||
+        current.lease === undefined ||
+        current.lease.untilMs < fence.noLiveLeaseAtMs);
+    if (holds) {
+      this.shardsUsed.add(change.dueShard + 1);
+      this.items.set(id, { ...current, ...change });
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
   }
 
   async queryDue(
