@@ -54,7 +54,8 @@ const COMMIT_BUDGET_MS = 10_000;
 
 /** The table actions of each function (exact lists, tested). */
 export const TABLE_ACTIONS = {
-  storeTokens: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  // Reads the previous version (a projection) and puts the new record: it opens no stored token.
+  storeTokens: ['dynamodb:GetItem', 'dynamodb:PutItem'],
   getAccessToken: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   refreshSweep: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   // Reads the record (for the IdP session), then deletes it.
@@ -293,6 +294,7 @@ interface FunctionSpec {
 interface Statements {
   readonly tableItems: (actions: readonly string[]) => iam.PolicyStatement;
   readonly tokenKeyUse: iam.PolicyStatement;
+  readonly tokenKeySeal: iam.PolicyStatement;
   readonly tokenKeyDecrypt: iam.PolicyStatement;
   readonly storageKeyViaDynamoDb: iam.PolicyStatement;
   readonly storageKeyReadViaDynamoDb: iam.PolicyStatement;
@@ -472,7 +474,8 @@ export class TokenKeeper extends Construct {
       environment: { ...commonEnv, ...idTokenEnv(props.idTokenVerification, props.identityProvider) },
       statements: [
         statements.tableItems(TABLE_ACTIONS.storeTokens),
-        statements.tokenKeyUse,
+        // Seals the new tokens only: the sign-in role cannot open any stored token.
+        statements.tokenKeySeal,
         statements.storageKeyViaDynamoDb,
       ],
     });
@@ -640,6 +643,7 @@ export class TokenKeeper extends Construct {
       tableItems: (actions) =>
         new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }),
       tokenKeyUse: tokenKey(TOKEN_KEY_ACTIONS),
+      tokenKeySeal: tokenKey(['kms:GenerateDataKey']),
       tokenKeyDecrypt: tokenKey(['kms:Decrypt']),
       storageKeyViaDynamoDb: storageKey(STORAGE_KEY_ACTIONS),
       storageKeyReadViaDynamoDb: storageKey(STORAGE_KEY_READ_ACTIONS),

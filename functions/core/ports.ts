@@ -28,6 +28,11 @@ export interface DueEntry {
 export interface TokenStore {
   /** Strongly consistent read. A record whose tokens cannot be decrypted comes back with `corrupt: true`. */
   get(key: RecordKey): Promise<TokenRecord | undefined>;
+  /**
+   * The record's version alone (a projection, strongly consistent): nothing is decrypted, so a
+   * writer that replaces a record needs no right to open the tokens in it. Undefined when absent.
+   */
+  currentVersion(key: RecordKey): Promise<number | undefined>;
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
   /** Takes the lease if the version is unchanged and no live lease exists, or renews it for its holder. */
@@ -38,6 +43,12 @@ export interface TokenStore {
     untilMs: number,
     nowMs: number,
   ): Promise<WriteOutcome>;
+  /**
+   * Marks a record whose tokens cannot be decrypted (`corruptAt`, version + 1) and takes it off the
+   * due index, if the version holds; the sealed tokens stay as they are for the operator. 'ok' only
+   * for the writer that marked it, so it is counted once per record.
+   */
+  markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome>;
   /** Deletes the record (disconnect). */
   delete(key: RecordKey): Promise<void>;
   /** Entries of one shard whose `dueAt <= nowSeconds`, oldest first. */
@@ -94,7 +105,15 @@ export type MetricName =
   /** The IdP refused the app's client (IdpConfigurationError): a deployment problem, never a user's. */
   | 'IdpConfigurationRejected'
   /** The rejection circuit breaker opened: rotations stopped, nobody more is marked. */
-  | 'RotationCircuitOpen';
+  | 'RotationCircuitOpen'
+  /** One per sweep run that finished: the heartbeat alarm watches it. */
+  | 'SweepCompleted'
+  /** A record whose tokens cannot be decrypted, counted once per record (when first found). */
+  | 'CorruptRecordFound'
+  /** A handler answered with a typed error (breakdown `error`: its public name); expected, not alarmed. */
+  | 'ErrorAnswered'
+  /** A handler failed with an error that is not a typed answer (breakdown `error`: its class name). */
+  | 'UnexpectedError';
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {
