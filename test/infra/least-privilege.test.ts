@@ -166,6 +166,12 @@ describe('Least privilege (issue 5)', () => {
             writerStorageKey,
             secret,
             putEvents,
+            // Its asynchronous on-failure destination (issue 10 item 3).
+            {
+              effect: 'Allow',
+              actions: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+              resources: [arn(tk.sweepFailureQueue.queueArn)],
+            },
           ];
         case 'disconnect':
           return [
@@ -261,6 +267,9 @@ describe('Least privilege (issue 5)', () => {
           'logs:CreateLogStream',
           'logs:PutLogEvents',
           'secretsmanager:GetSecretValue',
+          'sqs:GetQueueAttributes',
+          'sqs:GetQueueUrl',
+          'sqs:SendMessage',
         ],
       ],
       [
@@ -365,6 +374,13 @@ describe('Least privilege (issue 5)', () => {
       expect(secretKeyUsers.map(({ roleId }) => roleId).sort()).toEqual(callers);
       for (const { statement } of secretKeyUsers) {
         expect(statement.actions).toEqual(['kms:Decrypt']);
+        // Issue 10 item 8: through Secrets Manager, for this secret only.
+        expect(statement.condition).toEqual({
+          StringEquals: {
+            'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com',
+            'kms:EncryptionContext:SecretARN': IMPORTED_SECRET_ARN,
+          },
+        });
       }
     });
   });
