@@ -15,7 +15,7 @@ import type {
 import { sha256Hex } from '../../../local/transmit/state';
 
 /** The store operations the proofs watch and fault. */
-export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue';
+export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue' | 'markCorrupt';
 
 /**
  * Where an injected store fault strikes. `before`: the request never reaches DynamoDB (throttled).
@@ -62,6 +62,7 @@ export class ProofStore implements TokenStore {
     acquireLease: 0,
     delete: 0,
     queryDue: 0,
+    markCorrupt: 0,
   };
   hooks: StoreHooks = {};
   /**
@@ -97,6 +98,17 @@ export class ProofStore implements TokenStore {
 
   get(key: RecordKey): Promise<TokenRecord | undefined> {
     return this.#call('get', `get ${key.userId}`, () => this.inner.get(key));
+  }
+
+  /** Faulted and hooked as a `get`: the same read, with a projection. */
+  currentVersion(key: RecordKey): Promise<number | undefined> {
+    return this.#call('get', `get ${key.userId}`, () => this.inner.currentVersion(key));
+  }
+
+  markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
+    return this.#call('markCorrupt', `markCorrupt ${key.userId} v${version}`, () =>
+      this.inner.markCorrupt(key, version, nowSeconds),
+    );
   }
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
