@@ -47,6 +47,8 @@ export interface Config {
   /** Access-token lifetime assumed when a refresh answer omits `expires_in`. */
   readonly defaultAccessTokenSeconds: number;
   readonly metricsNamespace: string;
+  /** POWERTOOLS_METRICS_DISABLED=true: no EMF records (local runs). */
+  readonly metricsDisabled: boolean;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
   readonly logLevel: string;
@@ -130,6 +132,7 @@ export function loadConfig(env: Env): Config {
     reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
     defaultAccessTokenSeconds: read.int('ACCESS_TOKEN_DEFAULT_SECONDS', 3600, 60, 7 * DAY),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
+    metricsDisabled: read.optional('POWERTOOLS_METRICS_DISABLED')?.toLowerCase() === 'true',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
     logLevel: read.oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const, 'INFO'),
