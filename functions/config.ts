@@ -99,6 +99,8 @@ export interface Config {
   /** Refresh tokens rejected (any users) within 10 minutes that open the rejection circuit breaker. */
   readonly rejectionBreakerThreshold: number;
   readonly metricsNamespace: string;
+  /** POWERTOOLS_METRICS_DISABLED=true: no EMF records (local runs). */
+  readonly metricsDisabled: boolean;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
   readonly logLevel: string;
@@ -203,6 +205,7 @@ export function loadConfig(env: Env): Config {
     ),
     rejectionBreakerThreshold: read.int('REJECTION_BREAKER_THRESHOLD', 10, 1, 1_000_000),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
+    metricsDisabled: read.optional('POWERTOOLS_METRICS_DISABLED')?.toLowerCase() === 'true',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
     logLevel: read.oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const, 'INFO'),
