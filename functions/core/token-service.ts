@@ -181,7 +181,10 @@ export class TokenService {
             break;
         }
       } else if (inBackoff) {
-        return this.serveStaleOrFail(record);
+        return this.serveStaleOrFail(
+          record,
+          record.lastError === 'configuration' ? 'configuration' : undefined,
+        );
       }
 
       // Someone else is refreshing: wait for the version to move, then serve what they stored. The
