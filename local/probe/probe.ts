@@ -459,10 +459,7 @@ function readAs(status: number, headers: Headers, json: Record<string, unknown> 
     { status, headers, json },
     'probe',
     { nowMs: () => Date.now() },
-    {
-      deadTokenCodes: new Set(DEFAULT_DEAD_TOKEN_CODES),
-      unauthorized: 'configuration',
-    },
+    { deadTokenCodes: new Set(DEFAULT_DEAD_TOKEN_CODES) },
   );
   if (failure instanceof IdpPermanentError) return 'reauth (dead token)';
   if (failure instanceof IdpConfigurationError) return 'configuration';
