@@ -98,7 +98,9 @@ export async function post(
         cause: signal.reason,
       });
     }
-    const nothingSent = networkErrorCodes(error).some((code) => NOTHING_SENT_CODES.has(code));
+    // Only when every error along the chain says the connection never opened.
+    const codes = networkErrorCodes(error);
+    const nothingSent = codes.length > 0 && codes.every((code) => NOTHING_SENT_CODES.has(code));
     throw new IdpTransientError(
       `${what} failed: ${nothingSent ? 'connection refused' : 'network error'}`,
       undefined,
