@@ -131,6 +131,8 @@ export interface FaultProxy {
   faulted(kind: CallKind): number;
   /** Drops every rule (the log and counters stay). */
   clearRules(): void;
+  /** Empties the log and restarts the per-kind sequence numbers (after a warm-up, say). */
+  clearLog(): void;
   /** Resolves once no request is held or being forwarded (delayed writes have landed). */
   settled(): Promise<void>;
   /** Closes the proxy and every connection, held ones included. */
@@ -325,6 +327,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     clearRules() {
       for (const state of rules) state.removed = true;
       rules.length = 0;
+    },
+    clearLog() {
+      log.length = 0;
+      seqs.clear();
     },
     settled: () => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idle.push(resolve))),
     close: () =>
