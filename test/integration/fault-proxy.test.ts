@@ -49,7 +49,7 @@ describe('Function: startFaultProxy', () => {
       const store = storeVia();
 
       // Act
-      await store.put(record(), {});
+      await store.put(record(), { version: undefined });
       await store.get(KEY);
       await store.acquireLease(KEY, 7, 'lease-a', T0_MS + 30_000, T0_MS);
       await store.queryDue(0, T0, 10);
@@ -63,7 +63,7 @@ describe('Function: startFaultProxy', () => {
 
     it('fails a stalled call within its deadline: every attempt is given up by the client, and the record is untouched', async () => {
       // Prepare
-      await directStore().put(record(), {});
+      await directStore().put(record(), { version: undefined });
       const rule = proxy.add({ kind: 'read', action: { kind: 'stall' } });
       // The same call on the SDK's defaults (no throwOnRequestTimeout) would wait for minutes.
       const unbounded = new DynamoDbTokenStore({
@@ -107,7 +107,7 @@ describe('Function: startFaultProxy', () => {
 
       // Act
       const failed = await storeVia({ ...GENEROUS, maxAttempts: 1 })
-        .put(record(), {})
+        .put(record(), { version: undefined })
         .catch((error: unknown) => error);
 
       // Assess
@@ -118,7 +118,7 @@ describe('Function: startFaultProxy', () => {
 
     it('holds an answer after the upstream applied it (the lease answer arrives late)', async () => {
       // Prepare
-      await directStore().put(record(), {});
+      await directStore().put(record(), { version: undefined });
       proxy.add({ kind: 'lease', action: { kind: 'delayAnswer', ms: 300 } });
 
       // Act: while the answer is held, the lease is already in the table.
@@ -150,7 +150,7 @@ describe('Function: startFaultProxy', () => {
 
       // Act
       const failed = await storeVia({ requestTimeoutMs: 300, maxAttempts: 1 })
-        .put(record(), {})
+        .put(record(), { version: undefined })
         .catch((error: unknown) => error);
       const before = await directStore().get(KEY);
       await proxy.settled();
@@ -169,7 +169,7 @@ describe('Function: startFaultProxy', () => {
 
       // Act
       const failed = await storeVia()
-        .put(record(), {})
+        .put(record(), { version: undefined })
         .catch((error: unknown) => error);
 
       // Assess: the SDK retried the reset once (two attempts), nothing landed.
@@ -189,7 +189,7 @@ describe('Function: startFaultProxy', () => {
         // Prepare
         const once = proxy.add({ kind: 'read', action, times: 1 });
         const store = storeVia();
-        await directStore().put(record(), {});
+        await directStore().put(record(), { version: undefined });
 
         // Act: one fault is absorbed by the retry; two exhaust both attempts.
         const read = await store.get(KEY);
@@ -208,7 +208,7 @@ describe('Function: startFaultProxy', () => {
     it('applies a rule to the nth matching call only, or to calls that a predicate picks', async () => {
       // Prepare
       const store = storeVia({ ...GENEROUS, maxAttempts: 1 });
-      await directStore().put(record(), {});
+      await directStore().put(record(), { version: undefined });
       const second = proxy.add({ kind: 'read', nth: 2, action: { kind: 'throttle' } });
       const otherUser = proxy.add({
         kind: ['read', 'commit'],
@@ -238,7 +238,7 @@ describe('Function: startFaultProxy', () => {
 
     it('classifies an UpdateItem that does not touch the lease, and other operations, as other', async () => {
       // Prepare
-      await directStore().put(record(), {});
+      await directStore().put(record(), { version: undefined });
       const viaProxy = new DynamoDBClient({ endpoint: proxy.url, ...LOCAL });
 
       // Act

@@ -234,30 +234,33 @@ describe('Slow dependencies: DynamoDB calls that are late, hang or lose their an
     it.each([
       ['read', 'the consistent read of the record'],
       ['lease', 'the lease write (it never lands)'],
-    ] as const)('%s hangs (%s): a retryable error, no IdP call, then a normal rotation', async (kind) => {
-      // Prepare
-      rig = await startSlowRig(ENV);
-      const refreshToken = await rig.signIn('alice');
-      const before = await rig.stored('alice');
-      const hang = rig.dynamo.add({ kind, action: { kind: 'stall' } });
+    ] as const)(
+      '%s hangs (%s): a retryable error, no IdP call, then a normal rotation',
+      async (kind, _what) => {
+        // Prepare
+        rig = await startSlowRig(ENV);
+        const refreshToken = await rig.signIn('alice');
+        const before = await rig.stored('alice');
+        const hang = rig.dynamo.add({ kind, action: { kind: 'stall' } });
 
-      // Act
-      const failed = await rig.get('alice').catch((error: unknown) => error);
-      hang.remove();
-      const untouched = await rig.stored('alice');
-      const fresh = await rig.get('alice');
+        // Act
+        const failed = await rig.get('alice').catch((error: unknown) => error);
+        hang.remove();
+        const untouched = await rig.stored('alice');
+        const fresh = await rig.get('alice');
 
-      // Assess: both attempts given up by the client at their deadline.
-      expect(failed).toBeInstanceOf(StoreUnavailableError);
-      expect((failed as StoreUnavailableError).retryable).toBe(true);
-      expect(hang.hits).toBe(2);
-      expect(rig.dynamo.log.filter((entry) => entry.action === 'stall').every((e) => e.clientGaveUp)).toBe(
-        true,
-      );
-      expect(untouched).toMatchObject({ version: before!.version, lease: undefined });
-      expect(fresh.source).toBe('refreshed');
-      expectPresentedOnce(refreshToken);
-    });
+        // Assess: both attempts given up by the client at their deadline.
+        expect(failed).toBeInstanceOf(StoreUnavailableError);
+        expect((failed as StoreUnavailableError).retryable).toBe(true);
+        expect(hang.hits).toBe(2);
+        expect(rig.dynamo.log.filter((entry) => entry.action === 'stall').every((e) => e.clientGaveUp)).toBe(
+          true,
+        );
+        expect(untouched).toMatchObject({ version: before!.version, lease: undefined });
+        expect(fresh.source).toBe('refreshed');
+        expectPresentedOnce(refreshToken);
+      },
+    );
 
     it('query hangs: the sweep fails retryably and the next sweep runs', async () => {
       // Prepare
