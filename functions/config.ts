@@ -82,6 +82,8 @@ export interface Config {
   readonly lifetimes: LifetimePolicy;
   readonly resourceLifetimes: Readonly<Record<string, Partial<LifetimePolicy>>>;
   readonly idpTimeoutMs: number;
+  /** Error codes (`error` or CIS `error_code`) that prove a refresh token dead; `npm run probe-idp` tells them. */
+  readonly idpDeadTokenCodes: readonly string[];
   readonly leaseSeconds: number;
   /** Deadline and attempts of every AWS SDK call. */
   readonly aws: AwsCallLimits;
@@ -93,6 +95,8 @@ export interface Config {
   readonly reauthSoonSeconds: number;
   /** Access-token lifetime assumed when a refresh answer omits `expires_in`. */
   readonly defaultAccessTokenSeconds: number;
+  /** Refresh tokens rejected (any users) within 10 minutes that open the rejection circuit breaker. */
+  readonly rejectionBreakerThreshold: number;
   readonly metricsNamespace: string;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
@@ -189,8 +193,10 @@ export function loadConfig(env: Env): Config {
     dueShards: read.int('DUE_SHARDS', 4, 1, 64),
     sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, 1, 256),
     idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, 1, 10_000),
+    idpDeadTokenCodes: parseDeadTokenCodes(read.optional('IDP_DEAD_TOKEN_CODES')),
     reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
     defaultAccessTokenSeconds: read.int('ACCESS_TOKEN_DEFAULT_SECONDS', 3600, 60, 7 * DAY),
+    rejectionBreakerThreshold: read.int('REJECTION_BREAKER_THRESHOLD', 10, 1, 1_000_000),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
@@ -239,6 +245,21 @@ function parseResourceLifetimes(
     result[resource] = Object.freeze(override);
   }
   return Object.freeze(result);
+}
+
+/** `IDP_DEAD_TOKEN_CODES`: comma-separated OAuth-style codes (lower case and underscores). */
+function parseDeadTokenCodes(raw: string | undefined): readonly string[] {
+  if (raw === undefined) return Object.freeze(['invalid_grant']);
+  const codes = raw
+    .split(',')
+    .map((code) => code.trim())
+    .filter((code) => code.length > 0);
+  if (codes.length === 0 || codes.some((code) => !/^[a-z_]{1,64}$/.test(code))) {
+    throw new ConfigurationError(
+      'IDP_DEAD_TOKEN_CODES must be a comma-separated list of error codes (lower case letters and _)',
+    );
+  }
+  return Object.freeze([...new Set(codes)]);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

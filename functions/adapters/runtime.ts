@@ -16,6 +16,7 @@ import type {
   SessionTerminator,
   TokenStore,
 } from '../core/ports';
+import type { LifetimeSettings } from '../core/reindex';
 import type { RotationDeps, RotationSettings } from '../core/rotation';
 import { Sweep } from '../core/sweep';
 import { TokenService } from '../core/token-service';
@@ -131,6 +132,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
       concurrency: config.sweepConcurrency,
       pageSize: overrides.sweepPageSize ?? 100,
       idpRequestsPerSecond: config.idpRequestsPerSecond,
+      reindex: { lifetimes: lifetimeSettings(config) },
     }),
     store,
     idp: idpClient,
@@ -156,11 +158,21 @@ export function rotationSettings(config: Config): RotationSettings {
     reauthRetentionSeconds: 30 * 86_400,
     reauthSoonSeconds: config.reauthSoonSeconds,
     defaultAccessTokenSeconds: config.defaultAccessTokenSeconds,
+    rejectionBreaker: { threshold: config.rejectionBreakerThreshold, windowSeconds: 600 },
     lifetimesFor: (resource: string): LifetimePolicy => ({
       ...config.lifetimes,
       ...config.resourceLifetimes[resource],
     }),
   };
+}
+
+/** The lifetime settings stored records follow: a change that lowers one re-indexes them. */
+export function lifetimeSettings(config: Config): LifetimeSettings {
+  const resources: Record<string, LifetimePolicy> = {};
+  for (const [resource, override] of Object.entries(config.resourceLifetimes)) {
+    resources[resource] = { ...config.lifetimes, ...override };
+  }
+  return { defaults: config.lifetimes, resources, reauthSoonSeconds: config.reauthSoonSeconds };
 }
 
 function cipherFor(config: Config, clock: Clock): TokenCipher {
@@ -177,6 +189,7 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     return new TransmitIdentityProvider({
       baseUrl: config.idp.baseUrl,
       credentials,
+      deadTokenCodes: config.idpDeadTokenCodes,
       clock,
       ...(fetchFn ? { fetch: fetchFn } : {}),
     });
@@ -185,6 +198,7 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     tokenEndpoint: config.idp.tokenEndpoint,
     clientAuth: config.idp.clientAuth,
     credentials,
+    deadTokenCodes: config.idpDeadTokenCodes,
     clock,
     ...(config.idp.revocationEndpoint ? { revocationEndpoint: config.idp.revocationEndpoint } : {}),
     ...(fetchFn ? { fetch: fetchFn } : {}),

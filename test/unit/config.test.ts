@@ -208,6 +208,24 @@ describe('Function: loadConfig', () => {
   });
 
   describe('identity provider', () => {
+    it('proves a refresh token dead only by invalid_grant unless IDP_DEAD_TOKEN_CODES says more', () => {
+      // Act
+      const defaults = loadConfig(BASE);
+      const configured = loadConfig({ ...BASE, IDP_DEAD_TOKEN_CODES: ' invalid_grant, token_revoked ,,' });
+
+      // Assess
+      expect(defaults.idpDeadTokenCodes).toEqual(['invalid_grant']);
+      expect(configured.idpDeadTokenCodes).toEqual(['invalid_grant', 'token_revoked']);
+    });
+
+    it.each(['Invalid Grant', 'invalid-grant', '400', ','])('refuses IDP_DEAD_TOKEN_CODES=%j', (value) => {
+      // Act
+      const error = configErrorOf({ IDP_DEAD_TOKEN_CODES: value });
+
+      // Assess
+      expect(error.message).toMatch(/^IDP_DEAD_TOKEN_CODES must be/);
+    });
+
     it('names IDP_FLAVOR when it is unknown', () => {
       // Act
       const error = configErrorOf({ IDP_FLAVOR: 'saml' });
