@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * What a request is, as far as faults go. DynamoDB: `read` (GetItem), `query` (Query), `lease`
  * (an UpdateItem that sets leaseId/leaseUntil), `commit` (PutItem: the rotation's commit, a failed
  * refresh's record, a REAUTH_REQUIRED mark, storeTokens), `delete` (DeleteItem), `other`.
+ * Calls on items that are not a user's record (the sweep's state, the breaker) are `other`.
  * IdP: `refresh`, `client-token`, `logout` (logout or revocation), `other`.
  */
 export type CallKind =
@@ -368,6 +369,9 @@ function classify(req: IncomingMessage, raw: Buffer, seqs: Map<CallKind, number>
 }
 
 function dynamoKind(operation: string, body: unknown): CallKind {
+  // Items that are not a user's record (the sweep's state, the breaker) are `other`.
+  const pk = field(field(field(body, 'Key') ?? field(body, 'Item'), 'pk'), 'S');
+  if (typeof pk === 'string' && !pk.startsWith('u#')) return 'other';
   switch (operation) {
     case 'GetItem':
       return 'read';
