@@ -338,11 +338,13 @@ export class Rotation {
         const retryable = error instanceof StoreUnavailableError;
         let delayMs = Math.min(2000, 50 * 2 ** attempt) * (0.5 + this.deps.random() / 2);
         // Past the lease a waiting caller may take over and present the token the IdP just
-        // consumed: renew the lease when it would not cover the retry, and never sleep past it.
-        if (retryable && leaseUntilMs - this.deps.clock.nowMs() < delayMs + COMMIT_SAFETY_MS) {
+        // consumed: renew the lease when it would not cover the retry (the wait and one whole
+        // commit, which may take up to its bound before it fails), and never start one without.
+        const attemptMs = settings.commitReserveMs + COMMIT_SAFETY_MS;
+        if (retryable && leaseUntilMs - this.deps.clock.nowMs() < delayMs + attemptMs) {
           leaseUntilMs = await this.renewLease(record, leaseId);
         }
-        delayMs = Math.min(delayMs, leaseUntilMs - this.deps.clock.nowMs() - COMMIT_SAFETY_MS);
+        delayMs = Math.min(delayMs, leaseUntilMs - this.deps.clock.nowMs() - attemptMs);
         const tooLate = delayMs < 0 || budget.remainingMs() < delayMs + 1000;
         if (!retryable || attempt >= COMMIT_ATTEMPTS || tooLate) {
           metrics.count('PersistFailed');

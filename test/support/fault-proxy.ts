@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * What a request is, as far as faults go. DynamoDB: `read` (GetItem), `query` (Query), `lease`
  * (an UpdateItem that sets leaseId/leaseUntil), `commit` (PutItem: the rotation's commit, a failed
  * refresh's record, a REAUTH_REQUIRED mark, storeTokens), `delete` (DeleteItem), `other`.
+ * Calls on items that are not a user's record (the sweep's state, the breaker) are `other`.
  * IdP: `refresh`, `client-token`, `logout` (logout or revocation), `other`.
  */
 export type CallKind =
@@ -131,6 +132,8 @@ export interface FaultProxy {
   faulted(kind: CallKind): number;
   /** Drops every rule (the log and counters stay). */
   clearRules(): void;
+  /** Empties the log and restarts the per-kind sequence numbers (after a warm-up, say). */
+  clearLog(): void;
   /** Resolves once no request is held or being forwarded (delayed writes have landed). */
   settled(): Promise<void>;
   /** Closes the proxy and every connection, held ones included. */
@@ -326,6 +329,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       for (const state of rules) state.removed = true;
       rules.length = 0;
     },
+    clearLog() {
+      log.length = 0;
+      seqs.clear();
+    },
     settled: () => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idle.push(resolve))),
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -362,6 +369,9 @@ function classify(req: IncomingMessage, raw: Buffer, seqs: Map<CallKind, number>
 }
 
 function dynamoKind(operation: string, body: unknown): CallKind {
+  // Items that are not a user's record (the sweep's state, the breaker) are `other`.
+  const pk = field(field(field(body, 'Key') ?? field(body, 'Item'), 'pk'), 'S');
+  if (typeof pk === 'string' && !pk.startsWith('u#')) return 'other';
   switch (operation) {
     case 'GetItem':
       return 'read';
