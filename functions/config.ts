@@ -1,5 +1,6 @@
 import { ConfigurationError } from './core/errors';
 import type { LifetimePolicy } from './core/model';
+import { SETTING_BOUNDS as B, type IntegerBound } from './settings-bounds';
 
 const DAY = 86_400;
 
@@ -98,6 +99,8 @@ export interface Config {
   /** Refresh tokens rejected (any users) within 10 minutes that open the rejection circuit breaker. */
   readonly rejectionBreakerThreshold: number;
   readonly metricsNamespace: string;
+  /** POWERTOOLS_METRICS_DISABLED=true: no EMF records (local runs). */
+  readonly metricsDisabled: boolean;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
   readonly logLevel: string;
@@ -146,7 +149,7 @@ export function loadConfig(env: Env): Config {
   checkLifetimes('', lifetimes);
   const resourceLifetimes = parseResourceLifetimes(read.optional('RESOURCE_LIFETIMES'), lifetimes);
 
-  const idpTimeoutMs = read.int('IDP_TIMEOUT_MS', 5000, 100);
+  const idpTimeoutMs = read.int('IDP_TIMEOUT_MS', 5000, ...range(B.idpTimeoutMs));
   const leaseSeconds = read.int('LEASE_SECONDS', 30, 1);
   const aws: AwsCallLimits = Object.freeze({
     requestTimeoutMs: read.int(
@@ -190,18 +193,28 @@ export function loadConfig(env: Env): Config {
     leaseSeconds,
     aws,
     commitBoundMs: commitMs,
-    dueShards: read.int('DUE_SHARDS', 4, 1, 64),
-    sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, 1, 256),
-    idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, 1, 10_000),
+    dueShards: read.int('DUE_SHARDS', 4, ...range(B.dueShards)),
+    sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, ...range(B.sweepConcurrency)),
+    idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, ...range(B.idpRateLimitPerSecond)),
     idpDeadTokenCodes: parseDeadTokenCodes(read.optional('IDP_DEAD_TOKEN_CODES')),
-    reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
-    defaultAccessTokenSeconds: read.int('ACCESS_TOKEN_DEFAULT_SECONDS', 3600, 60, 7 * DAY),
+    reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, ...range(B.reauthSoonDays)) * DAY,
+    defaultAccessTokenSeconds: read.int(
+      'ACCESS_TOKEN_DEFAULT_SECONDS',
+      3600,
+      ...range(B.accessTokenDefaultSeconds),
+    ),
     rejectionBreakerThreshold: read.int('REJECTION_BREAKER_THRESHOLD', 10, 1, 1_000_000),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
+    metricsDisabled: read.optional('POWERTOOLS_METRICS_DISABLED')?.toLowerCase() === 'true',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
     logLevel: read.oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const, 'INFO'),
   });
+}
+
+/** A bound as the (min, max) arguments of `read.int`. */
+function range(bound: IntegerBound): [number, number] {
+  return [bound.min, bound.max];
 }
 
 /** Rejects lifetimes that cannot work together. */

@@ -80,7 +80,11 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     overrides.logger ?? new JsonLogger({ serviceName: config.serviceName, logLevel: config.logLevel });
   const metrics =
     overrides.metrics ??
-    new EmfMetrics({ namespace: config.metricsNamespace, serviceName: config.serviceName });
+    new EmfMetrics({
+      namespace: config.metricsNamespace,
+      serviceName: config.serviceName,
+      disabled: config.metricsDisabled,
+    });
   const events =
     overrides.events ??
     (config.eventBusName

@@ -36,6 +36,11 @@ export interface BreakerState {
 export interface TokenStore {
   /** Strongly consistent read. A record whose tokens cannot be decrypted comes back with `corrupt: true`. */
   get(key: RecordKey): Promise<TokenRecord | undefined>;
+  /**
+   * The record's version alone (a projection, strongly consistent): nothing is decrypted, so a
+   * writer that replaces a record needs no right to open the tokens in it. Undefined when absent.
+   */
+  currentVersion(key: RecordKey): Promise<number | undefined>;
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
   /** Takes the lease if the version is unchanged and no live lease exists, or renews it for its holder. */
@@ -54,6 +59,12 @@ export interface TokenStore {
   openBreaker(openedAt: number): Promise<WriteOutcome>;
   /** Closes the breaker, trusting rejections until `trustUntil`. */
   closeBreaker(trustUntil: number): Promise<void>;
+  /**
+   * Marks a record whose tokens cannot be decrypted (`corruptAt`, version + 1) and takes it off the
+   * due index, if the version holds; the sealed tokens stay as they are for the operator. 'ok' only
+   * for the writer that marked it, so it is counted once per record.
+   */
+  markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome>;
   /**
    * Deletes the record (disconnect). With a fence, only while the record still has that version
    * ('conflict' otherwise, and when it is gone); without one, whatever it holds.
@@ -209,7 +220,15 @@ export type MetricName =
   /** Quarantined records an operator's restore put back to ACTIVE. */
   | 'RecordRestored'
   /** Quarantined records a restore left as they were (by reason). */
-  | 'RestoreSkipped';
+  | 'RestoreSkipped'
+  /** One per sweep run that finished: the heartbeat alarm watches it. */
+  | 'SweepCompleted'
+  /** A record whose tokens cannot be decrypted, counted once per record (when first found). */
+  | 'CorruptRecordFound'
+  /** A handler answered with a typed error (breakdown `error`: its public name); expected, not alarmed. */
+  | 'ErrorAnswered'
+  /** A handler failed with an error that is not a typed answer (breakdown `error`: its class name). */
+  | 'UnexpectedError';
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {

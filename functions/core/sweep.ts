@@ -135,6 +135,8 @@ export class Sweep {
       await this.rotation.breaker.close();
     metrics.count('SweepDue', summary.due);
     metrics.count('SweepBacklog', summary.backlog);
+    // The heartbeat: its absence over two intervals means the sweep stopped running.
+    metrics.count('SweepCompleted');
     logger.info('sweep finished', { ...summary, moreShardsPending: cursors.size > 0 });
     return summary;
   }
@@ -182,11 +184,14 @@ export class Sweep {
         return 'skipped';
       }
       if (record.corrupt || !record.tokens) {
-        metrics.count('RotationFailed', 1, { reason: 'corrupted' });
-        logger.error(
-          'stored tokens cannot be decrypted; record left as is for the operator',
-          logKey(record.key),
-        );
+        // Counted once per record: the mark takes it off the due index, so no later sweep sees it.
+        if ((await store.markCorrupt(record.key, record.version, nowSeconds)) === 'ok') {
+          metrics.count('CorruptRecordFound');
+          logger.error(
+            'stored tokens cannot be decrypted; record taken off the due index, tokens left for the operator',
+            logKey(record.key),
+          );
+        }
         return 'failed';
       }
       if (record.lease && record.lease.untilMs > nowMs) return 'skipped';

@@ -81,7 +81,8 @@ export class TokenService {
     }
 
     for (let attempt = 1; ; attempt++) {
-      const existing = await store.get(input.key);
+      // The version alone: storeTokens never opens the tokens it replaces (no kms:Decrypt).
+      const existingVersion = await store.currentVersion(input.key);
       const record: TokenRecord = {
         key: input.key,
         status: 'ACTIVE',
@@ -100,7 +101,7 @@ export class TokenService {
         rotationDeadline,
         // A brand-new record starts at its creation time in ms, not at 1: if the old record was
         // deleted (TTL, disconnect), a writer still holding its version cannot match the new one.
-        version: existing ? existing.version + 1 : this.deps.clock.nowMs(),
+        version: existingVersion !== undefined ? existingVersion + 1 : this.deps.clock.nowMs(),
         lease: undefined,
         dueShard: shardOf(input.key, settings.dueShards),
         dueAt: nextDueAt(
@@ -121,7 +122,7 @@ export class TokenService {
         reauthReason: undefined,
         reauthSoonNotifiedAt: undefined,
       };
-      const written = await store.put(record, { version: existing?.version });
+      const written = await store.put(record, { version: existingVersion });
       if (written === 'ok') {
         metrics.count('TokensStored');
         logger.info('tokens stored', { ...logKey(input.key), version: record.version });
@@ -180,7 +181,10 @@ export class TokenService {
             break;
         }
       } else if (inBackoff) {
-        return this.serveStaleOrFail(record);
+        return this.serveStaleOrFail(
+          record,
+          record.lastError === 'configuration' ? 'configuration' : undefined,
+        );
       }
 
       // Someone else is refreshing: wait for the version to move, then serve what they stored. The

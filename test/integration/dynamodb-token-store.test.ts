@@ -535,6 +535,49 @@ describe('Class: DynamoDbTokenStore', () => {
     });
   });
 
+  describe('Method: currentVersion', () => {
+    it('reads the version alone and never opens the sealed tokens', async () => {
+      // Prepare
+      await store.put(fullRecord(alice, { version: 41 }), { version: undefined });
+      const opening = new DynamoDbTokenStore({
+        tableName,
+        client,
+        cipher: {
+          seal: () => Promise.reject(new Error('must not seal')),
+          open: () => Promise.reject(new Error('must not open')),
+        },
+      });
+
+      // Act
+      const [version, absent] = [await opening.currentVersion(alice), await opening.currentVersion(bob)];
+
+      // Assess
+      expect(version).toBe(41);
+      expect(absent).toBeUndefined();
+    });
+  });
+
+  describe('Method: markCorrupt', () => {
+    it('marks the record, steps the version and takes it off the due index, keeping the sealed tokens', async () => {
+      // Prepare
+      await store.put(dueRecord(alice, 1, T0), { version: undefined });
+      const sealedBefore = await rawSealed(client, tableName, alice);
+
+      // Act
+      const first = await store.markCorrupt(alice, 1, T0 + 5);
+      const again = await store.markCorrupt(alice, 1, T0 + 6);
+
+      // Assess
+      expect([first, again]).toEqual(['ok', 'conflict']);
+      const [item] = await rawItems(client, tableName);
+      expect(item).toMatchObject({ corruptAt: { N: String(T0 + 5) }, version: { N: '2' } });
+      expect(item).not.toHaveProperty('dueAt');
+      expect(item).not.toHaveProperty('dueShard');
+      expect(await rawSealed(client, tableName, alice)).toBe(sealedBefore);
+      expect((await allDue(store, 1, T0 + DAY, 10)).entries).toEqual([]);
+    });
+  });
+
   describe('Method: acquireLease', () => {
     const untilMs = T0_MS + 30_000;
 

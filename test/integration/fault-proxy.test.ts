@@ -142,7 +142,7 @@ describe('Function: startFaultProxy', () => {
       // Assess
       expect(seen).toBe('lease-a');
       expect(answer).toBe('ok');
-      expect(proxy.log).toMatchObject([
+      expect(onRecords()).toMatchObject([
         { kind: 'lease', action: 'delayAnswer', landed: true, clientGaveUp: false },
       ]);
     });

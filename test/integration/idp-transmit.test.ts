@@ -2,6 +2,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransmitIdentityProvider } from '../../functions/adapters/idp/transmit';
 import { IdpConfigurationError, IdpPermanentError, IdpTransientError } from '../../functions/core/errors';
 import { Secret } from '../../functions/core/secret';
+import {
+  startTransmitServer,
+  type TransmitServer,
+  type TransmitServerOptions,
+} from '../../local/transmit-server';
 import { caught, shown } from '../support/caught';
 import {
   ManualClock,
@@ -536,5 +541,105 @@ describe('Class: TransmitIdentityProvider', () => {
         /baseUrl/,
       );
     });
+  });
+});
+
+describe('Class: TransmitIdentityProvider, against the emulator in each variant', () => {
+  const running: TransmitServer[] = [];
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((emulator) => emulator.close()));
+  });
+
+  async function emulate(options: TransmitServerOptions = {}): Promise<TransmitServer> {
+    const emulator = await startTransmitServer(options);
+    running.push(emulator);
+    return emulator;
+  }
+
+  const appIdp = (emulator: TransmitServer, deadTokenCodes?: readonly string[]) =>
+    new TransmitIdentityProvider({
+      baseUrl: emulator.baseUrl,
+      credentials: new RotatingCredentials('local-client', ['local-secret']),
+      ...(deadTokenCodes ? { deadTokenCodes } : {}),
+    });
+
+  it.each([
+    ['mixed', undefined, undefined, IdpPermanentError],
+    ['oauth', undefined, undefined, IdpPermanentError],
+    ['cis-400', undefined, undefined, IdpTransientError],
+    ['cis-400', 'invalid_refresh_token', undefined, IdpTransientError],
+    ['cis-400', 'invalid_refresh_token', ['invalid_refresh_token'], IdpPermanentError],
+    ['cis-401', undefined, undefined, IdpConfigurationError],
+    ['cis-401', 'invalid_refresh_token', ['invalid_refresh_token'], IdpPermanentError],
+  ] as const)(
+    'reads a reused token answered %s (error_code %s, dead codes %j) as %O',
+    async (style, code, deadTokenCodes, errorClass) => {
+      // Prepare
+      const emulator = await emulate({
+        deadTokenStyle: style,
+        ...(code ? { deadTokenErrorCode: code } : {}),
+      });
+      const user = emulator.signIn('ana@example.com');
+      const provider = appIdp(emulator, deadTokenCodes);
+      await provider.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 });
+
+      // Act
+      const error = await caught(provider.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 }));
+
+      // Assess
+      expect(error).toBeInstanceOf(errorClass);
+      expect(shown(error)).not.toContain(user.refresh_token);
+    },
+  );
+
+  it.each([
+    [{ loggedOut: 200 }, 'logged_out', 'already_gone'],
+    [{ unknownSession: 204 }, 'logged_out', 'logged_out'],
+    [{ unknownSession: 400 }, 'logged_out', IdpTransientError],
+    [{ acceptsClientToken: false }, IdpConfigurationError, IdpConfigurationError],
+  ] as const)(
+    'logs out against logout %j: %O, then %O for an unknown session',
+    async (logout, first, second) => {
+      // Prepare
+      const emulator = await emulate({ logout });
+      const user = emulator.signIn('ana@example.com');
+      const provider = appIdp(emulator);
+      const run = (sessionId: string) =>
+        provider.logout(new Secret(sessionId), { timeoutMs: 5000 }).catch((error: unknown) => error);
+
+      // Act
+      const outcomes = [await run(user.session_id), await run('sid-never-issued-0123456789')];
+
+      // Assess
+      for (const [outcome, expected] of [
+        [outcomes[0], first],
+        [outcomes[1], second],
+      ] as const) {
+        if (typeof expected === 'string') expect(outcome).toBe(expected);
+        else expect(outcome).toBeInstanceOf(expected);
+      }
+    },
+  );
+
+  it('reads a 403 to a client without permissions as a configuration problem, the token untouched', async () => {
+    // Prepare
+    const emulator = await emulate({
+      limitedClient: { clientId: 'limited', clientSecret: 'limited-secret' },
+    });
+    const user = emulator.signIn('ana@example.com');
+    const limited = new TransmitIdentityProvider({
+      baseUrl: emulator.baseUrl,
+      credentials: new RotatingCredentials('limited', ['limited-secret']),
+    });
+
+    // Act
+    const error = await caught(limited.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 }));
+    const afterwards = await appIdp(emulator).refresh(new Secret(user.refresh_token), { timeoutMs: 5000 });
+
+    // Assess
+    expect(error).toBeInstanceOf(IdpConfigurationError);
+    expect((error as IdpConfigurationError).status).toBe(403);
+    expect(afterwards.refreshToken).toBeDefined();
   });
 });

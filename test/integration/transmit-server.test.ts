@@ -594,6 +594,7 @@ describe('Class: TransmitServer', () => {
         const { server, clock, clientToken } = await start({
           refreshTokenTtlSeconds: 14 * DAY,
           maxRotationSeconds: days * DAY,
+          clientTokenTtlSeconds: 400 * DAY,
         });
         let token = server.signIn('ana@example.com').refresh_token;
         let elapsed = 0;

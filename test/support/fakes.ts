@@ -157,7 +157,8 @@ export type StoreMethod =
   | 'readSweepState'
   | 'writeSweepState'
   | 'scanRecords'
-  | 'reschedule';
+  | 'reschedule'
+  | 'markCorrupt';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -283,6 +284,25 @@ export class InMemoryTokenStore implements TokenStore {
     await this.enter({ method: 'get', key: { ...key } });
     const record = this.items.get(storageKey(key));
     return record ? copyRecord(record) : undefined;
+  }
+
+  /** Counted, hooked and failed as a `get` (it is the same read, with a projection). */
+  async currentVersion(key: RecordKey): Promise<number | undefined> {
+    await this.enter({ method: 'get', key: { ...key } });
+    return this.items.get(storageKey(key))?.version;
+  }
+
+  async markCorrupt(key: RecordKey, version: number, _nowSeconds: number): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'markCorrupt', key: { ...key }, version }, true);
+    const id = storageKey(key);
+    const current = this.items.get(id);
+    const holds = current !== undefined && current.version === version;
+    if (holds) {
+      const { dueShard: _shard, dueAt: _due, ...rest } = current;
+      this.items.set(id, { ...rest, version: version + 1, dueShard: undefined, dueAt: undefined });
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
   }
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {

@@ -53,6 +53,7 @@ describe('Function: loadConfig', () => {
         idpRequestsPerSecond: 20,
         reauthSoonSeconds: 14 * DAY,
         metricsNamespace: 'TokenKeeper',
+        metricsDisabled: false,
         serviceName: 'token-keeper',
         eventBusName: undefined,
         logLevel: 'INFO',

@@ -72,6 +72,8 @@ interface TokenItem {
   reauthReason?: ReauthReason;
   reauthAt?: number;
   reauthSoonNotifiedAt?: number;
+  /** Set by markCorrupt: when the sweep found the tokens undecryptable (never read back). */
+  corruptAt?: number;
 }
 
 /** The encrypted part of an item. Short names keep items small. */
@@ -151,6 +153,37 @@ export class DynamoDbTokenStore implements TokenStore {
     );
     if (!result.Item) return undefined;
     return this.fromItem(result.Item as TokenItem);
+  }
+
+  async currentVersion(key: RecordKey): Promise<number | undefined> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          ConsistentRead: true,
+          ProjectionExpression: '#version',
+          ExpressionAttributeNames: { '#version': 'version' },
+        }),
+      ),
+    );
+    const version = result.Item?.version;
+    return typeof version === 'number' ? version : undefined;
+  }
+
+  async markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          UpdateExpression: 'SET corruptAt = :now, #version = :next REMOVE dueShard, dueAt',
+          ConditionExpression: '#version = :version',
+          ExpressionAttributeNames: { '#version': 'version' },
+          ExpressionAttributeValues: { ':now': nowSeconds, ':next': version + 1, ':version': version },
+        }),
+      ),
+    );
   }
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {

@@ -38,7 +38,7 @@ export interface ClientTokenRequestOptions {
 
 const WHAT = 'IdP client token request';
 /** The client credentials grant presents no refresh token: nothing it answers proves one dead. */
-const POLICY: FailurePolicy = { deadTokenCodes: new Set(), unauthorized: 'configuration' };
+const POLICY: FailurePolicy = { deadTokenCodes: new Set() };
 
 /**
  * The app's own access token from the client credentials grant, cached until shortly before it

@@ -64,11 +64,6 @@ const NOTHING_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFO
 export interface FailurePolicy {
   /** Codes that prove the presented refresh token dead (empty where no refresh token is presented). */
   readonly deadTokenCodes: ReadonlySet<string>;
-  /**
-   * What a 401 without a known code means: `configuration` once the client's own credentials
-   * were retried (Transmit: a fresh client token; OAuth 2.0: the credentials re-read).
-   */
-  readonly unauthorized: 'configuration' | 'transient';
 }
 
 /** The system clock. */
@@ -103,7 +98,9 @@ export async function post(
         cause: signal.reason,
       });
     }
-    const nothingSent = networkErrorCodes(error).some((code) => NOTHING_SENT_CODES.has(code));
+    // Only when every error along the chain says the connection never opened.
+    const codes = networkErrorCodes(error);
+    const nothingSent = codes.length > 0 && codes.every((code) => NOTHING_SENT_CODES.has(code));
     throw new IdpTransientError(
       `${what} failed: ${nothingSent ? 'connection refused' : 'network error'}`,
       undefined,
@@ -192,7 +189,8 @@ export function isSuccess(status: number): boolean {
  * - a 403, or a configuration code on a 4xx: IdpConfigurationError (the app's client is refused);
  * - a dead-token code on a 400 or 401: IdpPermanentError (the only proof a refresh token is dead);
  * - `temporarily_unavailable`, `slow_down`, 429, 503: IdpTransientError, not consumed;
- * - any other 401: per `policy.unauthorized` (the client's credentials were already retried);
+ * - any other 401: IdpConfigurationError (every caller has already retried its client's
+ *   credentials: Transmit with a fresh client token, OAuth 2.0 with the credentials re-read);
  * - anything else (`server_error`, 5xx, 408, 3xx, an unknown or missing code): IdpTransientError
  *   that may have consumed the token, so it is never resent at once.
  */
@@ -212,7 +210,7 @@ export function classifyFailure(
   if ((status === 400 || status === 401) && code !== undefined && policy.deadTokenCodes.has(code)) {
     return new IdpPermanentError(`${what} rejected: ${detail}`, status, code);
   }
-  if (status === 401 && policy.unauthorized === 'configuration') return refused();
+  if (status === 401) return refused();
   const retryAfter = parseRetryAfter(answer.headers.get('retry-after'), clock.nowMs());
   const notConsumed =
     code !== 'server_error' &&

@@ -55,7 +55,7 @@ export class OAuth2IdentityProvider implements IdentityProvider {
   readonly #clock: Clock;
   readonly #refreshPolicy: FailurePolicy;
   /** A revocation presents the token to end, not to use: nothing it answers proves it dead. */
-  readonly #revocationPolicy: FailurePolicy = { deadTokenCodes: new Set(), unauthorized: 'configuration' };
+  readonly #revocationPolicy: FailurePolicy = { deadTokenCodes: new Set() };
 
   constructor(options: OAuth2IdentityProviderOptions) {
     this.#tokenEndpoint = endpointUrl(options.tokenEndpoint, 'tokenEndpoint');
@@ -72,7 +72,6 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     this.#clock = options.clock ?? systemClock;
     this.#refreshPolicy = {
       deadTokenCodes: new Set(options.deadTokenCodes ?? DEFAULT_DEAD_TOKEN_CODES),
-      unauthorized: 'configuration',
     };
   }
 

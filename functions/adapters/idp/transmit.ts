@@ -57,7 +57,7 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
   readonly #clientTokens: ClientTokenProvider;
   readonly #refreshPolicy: FailurePolicy;
   /** A logout presents no refresh token, so nothing it answers proves one dead. */
-  readonly #logoutPolicy: FailurePolicy = { deadTokenCodes: new Set(), unauthorized: 'configuration' };
+  readonly #logoutPolicy: FailurePolicy = { deadTokenCodes: new Set() };
 
   constructor(options: TransmitIdentityProviderOptions) {
     this.#baseUrl = endpointUrl(options.baseUrl, 'baseUrl').replace(/\/+$/, '');
@@ -65,7 +65,6 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
     this.#clock = options.clock ?? systemClock;
     this.#refreshPolicy = {
       deadTokenCodes: new Set(options.deadTokenCodes ?? DEFAULT_DEAD_TOKEN_CODES),
-      unauthorized: 'configuration',
     };
     this.#clientTokens = new ClientTokenProvider({
       tokenUrl: `${this.#baseUrl}/oidc/token`,

@@ -16,7 +16,7 @@ import { sha256Hex } from '../../../local/transmit/state';
 import type { ActiveRule, CallKind, FaultProxy } from '../../support/fault-proxy';
 
 /** The store operations the proofs watch and fault. */
-export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue';
+export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue' | 'markCorrupt';
 
 /**
  * Where an injected store fault strikes. `before`: the request never reaches DynamoDB (throttled).
@@ -68,12 +68,20 @@ const CALL_KIND: Readonly<Record<StoreMethod, CallKind>> = {
   acquireLease: 'lease',
   delete: 'delete',
   queryDue: 'query',
+  markCorrupt: 'other',
 };
 
 export class ProofStore implements TokenStore {
   /** Token sets of every write that DynamoDB accepted, in order. */
   readonly committed: Committed[] = [];
-  readonly #thrown: Record<StoreMethod, number> = { get: 0, put: 0, acquireLease: 0, delete: 0, queryDue: 0 };
+  readonly #thrown: Record<StoreMethod, number> = {
+    get: 0,
+    put: 0,
+    acquireLease: 0,
+    delete: 0,
+    queryDue: 0,
+    markCorrupt: 0,
+  };
   /** On the wire: the proxy rules that fault each method's calls. */
   readonly #rules: {
     readonly method: StoreMethod;
@@ -150,6 +158,17 @@ export class ProofStore implements TokenStore {
 
   get(key: RecordKey): Promise<TokenRecord | undefined> {
     return this.#call('get', `get ${key.userId}`, () => this.#service.get(key));
+  }
+
+  /** Faulted and hooked as a `get`: the same read, with a projection. */
+  currentVersion(key: RecordKey): Promise<number | undefined> {
+    return this.#call('get', `get ${key.userId}`, () => this.#service.currentVersion(key));
+  }
+
+  markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
+    return this.#call('markCorrupt', `markCorrupt ${key.userId} v${version}`, () =>
+      this.#service.markCorrupt(key, version, nowSeconds),
+    );
   }
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {

@@ -383,3 +383,20 @@ describe('Class: Rotation (a commit whose answer was lost)', () => {
     expect(deps.store.peek(KEY)?.tokens?.refreshToken.reveal()).toBe('rt-new');
   });
 });
+
+describe('Class: TokenService (a refused client, later calls)', () => {
+  it('keeps answering ConfigurationError while the record backs off after a refused client', async () => {
+    // Prepare
+    const { deps } = setup({ record: { accessExpiresAt: T0 - 1 } });
+    deps.idp.enqueue(refusedClient());
+    const service = new TokenService(deps);
+    await rejectionOf(service.getAccessToken({ key: KEY, minValiditySeconds: 60 }, AMPLE));
+
+    // Act: the next call falls in the backoff and does not call the IdP.
+    const error = await rejectionOf(service.getAccessToken({ key: KEY, minValiditySeconds: 60 }, AMPLE));
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(deps.idp.calls).toBe(1);
+  });
+});
