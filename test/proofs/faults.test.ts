@@ -167,7 +167,6 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
     const transient: [string, Fault, string][] = [
       ['HTTP 500', { kind: 'status', status: 500 }, 'http_500'],
       ['HTTP 502', { kind: 'status', status: 502 }, 'http_502'],
-      ['HTTP 503', { kind: 'status', status: 503 }, 'http_503'],
       ['HTTP 504', { kind: 'status', status: 504 }, 'http_504'],
       ['a connection reset', { kind: 'reset' }, 'network'],
       ['a timeout', { kind: 'timeout' }, 'network'],
@@ -216,11 +215,35 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
       },
     );
 
+    it('retries a 503 at once within the lease (it proves the token was not consumed): the caller gets a fresh token', async () => {
+      // Prepare
+      const logStart = await warmUp();
+      const ledger = rig.ledger();
+      await rig.signIn('alice');
+      rig.clock.advanceSeconds(DUE_WITH_VALID_ACCESS);
+      injectIdp(1, { kind: 'status', status: 503 });
+
+      // Act
+      const served = await rig.get('alice', 3000);
+
+      // Assess: one refused request, one rotation, no failure recorded on the record.
+      expect(served.source).toBe('refreshed');
+      expect(
+        refreshLog()
+          .slice(logStart)
+          .map((e) => e.outcome),
+      ).toEqual(['fault', 'rotated']);
+      expect(await stored('alice')).toMatchObject({ failures: 0, rotations: 1 });
+      expect(rig.metrics.total('IdpRetriedAtOnce')).toBe(1);
+      expect(rig.metrics.total('RotationFailed')).toBe(0);
+      await expectInvariants(ledger, ['alice']);
+    });
+
     it.each([
       ['HTTP 503', { kind: 'status', status: 503, target: 'token' }],
       ['a connection reset', { kind: 'reset', target: 'token' }],
     ] as [string, Fault][])(
-      'never presents the refresh token when the client token cannot be had (%s at the token endpoint)',
+      'never presents the refresh token when the client token cannot be had (%s at the token endpoint), and retries at once',
       async (_name, fault) => {
         // Prepare
         const ledger = rig.ledger();
@@ -228,23 +251,50 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
         rig.clock.advanceSeconds(DUE_WITH_VALID_ACCESS);
         injectIdp(1, fault);
 
-        // Act
-        const stale = await rig.get('alice', 3000);
-        const failed = await stored('alice');
-        rig.clock.advanceSeconds(failed.dueAt! - rig.clock.nowSeconds());
+        // Act: the refresh was never sent, so the rotation may try again within its lease.
         const fresh = await rig.get('alice', 3000);
 
         // Assess
-        expect(stale.source).toBe('stale');
-        expect(failed.failures).toBe(1);
         expect(fresh.source).toBe('refreshed');
+        expect((await stored('alice')).failures).toBe(0);
         expect(refreshLog().map((e) => e.outcome)).toEqual(['rotated']);
         await expectInvariants(ledger, ['alice']);
       },
     );
 
+    it('ends REAUTH_REQUIRED at once when a 503 came after rotating (grace 0): the retry at once learns the token was consumed', async () => {
+      // Prepare
+      const logStart = await warmUp();
+      const ledger = rig.ledger();
+      await rig.signIn('alice');
+      rig.clock.advanceSeconds(DUE_WITH_VALID_ACCESS);
+      injectIdp(1, { kind: 'status', status: 503, processFirst: true });
+
+      // Act: a 503 says "not processed", yet this one was: the retry meets the reuse detection.
+      const asked = await rig.get('alice', 3000).catch((error: unknown) => error);
+      const calls = rig.idp.attempts;
+      rig.clock.advanceSeconds(HOUR);
+      const later = await rig.runtime.sweep.run(ample);
+
+      // Assess: the same end as any lost answer with grace 0, found one attempt earlier.
+      expect(asked).toMatchObject({ name: 'ReauthRequiredError', reason: 'refresh_rejected' });
+      expect(later.due).toBe(0);
+      expect(rig.idp.attempts).toBe(calls);
+      expect(
+        refreshLog()
+          .slice(logStart)
+          .map((e) => e.outcome),
+      ).toEqual(['rotated', 'reuse']);
+      expect(rig.metrics.total('ReauthRequired', { reason: 'refresh_rejected' })).toBe(1);
+      expect(await stored('alice')).toMatchObject({ status: 'REAUTH_REQUIRED', dueAt: undefined });
+      await expectInvariants(ledger, ['alice'], {
+        allowedReauth: ['refresh_rejected'],
+        reuseAllowed: true,
+        maxUses: 2,
+      });
+    });
+
     const lostAnswer: [string, Fault | 'latency'][] = [
-      ['HTTP 503 after rotating', { kind: 'status', status: 503, processFirst: true }],
       ['a connection reset after rotating', { kind: 'reset', processFirst: true }],
       ['a timeout after rotating', { kind: 'timeout', processFirst: true }],
       ['latency beyond the client timeout (the IdP rotates after the client gave up)', 'latency'],
@@ -300,11 +350,10 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
         expect(rig.metrics.total('ReauthRequired')).toBe(1);
         expect(rig.metrics.total('ReauthRequired', { reason: 'refresh_rejected' })).toBe(1);
         expect(rig.eventsOf('alice')).toEqual(['Reauth Required']);
-        expect(await stored('alice')).toMatchObject({
-          status: 'REAUTH_REQUIRED',
-          tokens: undefined,
-          dueAt: undefined,
-        });
+        // Quarantined, not deleted: the sealed tokens stay for an operator's restore.
+        const ended = await stored('alice');
+        expect(ended).toMatchObject({ status: 'REAUTH_REQUIRED', dueAt: undefined });
+        expect(ended.tokens?.refreshToken).toBeDefined();
         // The lost token was presented twice: once when its answer was lost, once to learn that.
         await expectInvariants(ledger, ['alice'], {
           allowedReauth: ['refresh_rejected'],
@@ -370,10 +419,13 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
       for (const u of users) await rig.signIn(u);
       rig.clock.advanceSeconds(DAY + HOUR);
       rig.transmit!.faults.failRate(1, { kind: 'status', status: 503 });
+      // An attempt is one lease: a 503 is retried once at once inside it, so calls within a few
+      // seconds of each other are one attempt.
       const attemptsAt = (u: string) =>
         refreshLog()
           .filter((e) => rig.idp.userOf(e.tokenHash) === u)
-          .map((e) => Math.floor(e.atMs / 1000));
+          .map((e) => Math.floor(e.atMs / 1000))
+          .filter((t, i, all) => i === 0 || t - all[i - 1]! > 5);
 
       // Act 1: the sweep on its schedule for eight hours.
       const delaysByFailure = new Map<number, number[]>();
@@ -421,8 +473,8 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
       figures.idpFaults += refreshLog().length;
       expect(Math.max(...sweepOnly)).toBeLessThanOrEqual(4);
       expect(Math.min(...sweepOnly.slice(1))).toBeGreaterThanOrEqual(1);
-      // Full jitter (DESIGN.md): the delay is uniform in [1 s, 15 min] at the cap, so a caller that
-      // asks every minute meets a due retry about 3600 / 450 = 8 times an hour on average.
+      // Equal jitter (docs/architecture.md): the delay is in [7.5, 15] min at the cap, so a caller that
+      // asks every minute meets a due retry at most 8 times an hour.
       expect(busy.reduce((a, b) => a + b, 0) / busy.length).toBeLessThanOrEqual(10);
       expect(Math.max(...busy)).toBeLessThanOrEqual(14);
       // Jitter: records that failed together do not retry together.
@@ -618,7 +670,8 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
       const ledger = rig.ledger();
       await rig.signIn('alice');
       rig.clock.advanceSeconds(DUE_WITH_VALID_ACCESS);
-      injectIdp(1, { kind: 'status', status: 503 });
+      // A 502 is ambiguous (the IdP may have processed it): never retried within the request.
+      injectIdp(1, { kind: 'status', status: 502 });
       rig.store.failNext('put', 1);
 
       // Act
