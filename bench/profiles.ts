@@ -37,6 +37,7 @@ export const FULL: BenchProfile = {
       { latencyMs: 200, concurrency: 64 },
       { latencyMs: 50, concurrency: 64, idpRateLimit: 20 },
     ],
+    chain: { links: 3, latencyMs: 200, concurrency: 8, idpRateLimit: 20 },
   },
   coldStart: {
     sized: ['storeTokens', 'getAccessToken', 'refreshSweep', 'disconnect', 'expiryStream'],
