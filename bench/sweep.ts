@@ -290,7 +290,7 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
       ? { busy: machineAfter.busy - before.machine.busy, total: machineAfter.total - before.machine.total }
       : undefined;
   const problems: string[] = [];
-  const refreshes = transmit.refreshLog.length - refreshesBefore - (child.baseline?.rotations ?? 0);
+  const refreshes = transmit.refreshLog.length - refreshesBefore - (child.baseline?.made ?? 0);
   if (profile.caseSeconds === undefined && rotated !== due) problems.push(`rotated ${rotated} of ${due} due`);
   if (failed > 0) problems.push(`${failed} rotations failed`);
   if (child.summary.reauthRequired > 0)
