@@ -860,7 +860,8 @@ export function renderSweepChart(r: BenchResults): string {
   const colours = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a'];
   const latencies = [...new Set(cases.map((c) => c.latencyMs))].sort((a, b) => a - b);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12" role="img">`,
+    '<title>Sweep rotations per second against concurrency, one line per IdP latency</title>',
     `<text x="${left}" y="20" font-size="14">Sweep rotations/s against concurrency (solid) and concurrency / latency (dashed)</text>`,
     `<line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" stroke="#333"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" stroke="#333"/>`,

@@ -87,7 +87,7 @@ describe('Function: runBench (smoke profile)', () => {
       );
     }
     expect(results.capacity.simulation.measuredPerDay).toBeGreaterThan(0);
-    expect(renderSweepChart(results)).toMatch(/^<svg [^]*<\/svg>\n$/);
+    expect(renderSweepChart(results)).toMatch(/^<svg [\s\S]*<title>[\s\S]*<\/svg>\n$/);
   });
 });
 
