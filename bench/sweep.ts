@@ -395,6 +395,7 @@ async function runChain(
         reauthRequired: 0,
         skipped: 0,
         backlog: link.backlog,
+        rescheduled: 0,
       },
       spec.links - 1,
     );

@@ -14,7 +14,15 @@ const BUDGET: Budget = { remainingMs: () => 300_000 };
 const SCHEDULED = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
 
 function summary(backlog: number): SweepSummary {
-  return { due: 10 + backlog, rotated: 10, failed: 0, reauthRequired: 0, skipped: 0, backlog };
+  return {
+    due: 10 + backlog,
+    rotated: 10,
+    failed: 0,
+    reauthRequired: 0,
+    skipped: 0,
+    backlog,
+    rescheduled: 0,
+  };
 }
 
 /** The body uses only `sweep`, `config` and `logger` of the runtime. */
