@@ -240,6 +240,8 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
     let notEndedAtDeadline = 0;
     const endNow = nowMs / 1000;
     for (const item of items) {
+      // The service's own items (sweep state, breaker) are not users.
+      if (!String(item.pk?.S).startsWith('u#')) continue;
       const key = keyOf(String(item.pk?.S), String(item.sk?.S));
       const status = item.status?.S;
       const deadline = Number(item.rotationDeadline?.N);
