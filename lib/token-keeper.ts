@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -24,6 +24,7 @@ import {
   withinBound,
 } from '../functions/settings-bounds';
 import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
+import { acknowledgeTokenKeeperFindings, LIST_STREAMS_POLICY_ID } from './nag-acknowledgements';
 import { type AlarmDestination, METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
 
 /** The encryption context of every token-key call; the IAM grants and the key policy require it. */
@@ -463,14 +464,6 @@ export class TokenKeeper extends Construct {
         },
         removalPolicy,
       });
-    if (props.clientCredentialsSecret === undefined) {
-      Validations.of(this.clientCredentialsSecret).acknowledge({
-        id: 'AwsSolutions-SMG4',
-        reason:
-          'The client secret is issued by the IdP and can only be rotated there; the operator puts the new ' +
-          'value with put-secret-value and the functions re-read it (5-minute cache, and at once on a 401).',
-      });
-    }
 
     this.eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultEventBus', 'default');
 
@@ -549,12 +542,6 @@ export class TokenKeeper extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.sweepFailureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the on-failure destination of the sweep (asynchronous invocation records); ' +
-        'its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
     });
     this.refreshSweepFunction = this.addFunction('RefreshSweep', {
       entry: HANDLER_ENTRIES.refreshSweep,
@@ -644,12 +631,6 @@ export class TokenKeeper extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.sweepDeadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the dead-letter queue of the sweep schedule target (EventBridge DLQ); ' +
-        'its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
-    });
     this.sweepSchedule = new events.Rule(this, 'SweepSchedule', {
       description: `${settings.serviceName}: runs the refresh sweep`,
       schedule: events.Schedule.rate(settings.sweepInterval),
@@ -681,12 +662,6 @@ export class TokenKeeper extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.expiryStreamFailureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the on-failure destination of the table stream mapping (it holds the shard ' +
-        'and sequence numbers of batches given up on); its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
-    });
     this.expiryStreamMapping = this.addExpiryStreamMapping();
     this.monitoring.addQueueNotEmptyAlarm(
       'ExpiryStreamFailures',
@@ -703,6 +678,7 @@ export class TokenKeeper extends Construct {
         `for 15 minutes; at ${EXPIRY_STREAM_MAX_RECORD_AGE.toMinutes()} minutes it gives up on records (ExpiryStreamFailures). ` +
         'Check its errors, throttles and duration.',
     );
+    acknowledgeTokenKeeperFindings(this, { ownSecret: props.clientCredentialsSecret === undefined });
   }
 
   /** Grants invoke on the getAccessToken function and sets TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION. */
@@ -771,16 +747,10 @@ export class TokenKeeper extends Construct {
     const role = this.expiryStreamFunction.role as iam.Role;
     // ListStreams has no resource-level permissions (Service Authorization Reference), and Lambda
     // checks for it when it creates a stream mapping. Kept in a policy of its own so the
-    // acknowledgement below covers this one statement, not the rest of the role.
-    const listStreams = new iam.Policy(this, 'ExpiryStreamListStreamsPolicy', {
+    // acknowledgement (lib/nag-acknowledgements.ts) covers this one statement, not the rest of the role.
+    const listStreams = new iam.Policy(this, LIST_STREAMS_POLICY_ID, {
       statements: [new iam.PolicyStatement({ actions: ['dynamodb:ListStreams'], resources: ['*'] })],
       roles: [role],
-    });
-    Validations.of(listStreams).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'dynamodb:ListStreams supports no resource-level permission (only "*"), and Lambda requires it to create ' +
-        'the table stream mapping; it lists stream ARNs (metadata), never items. Stream reads are on this stream ARN only.',
     });
     const mapping = this.expiryStreamFunction.addEventSourceMapping('TtlRemovals', {
       eventSourceArn: this.tableStreamArn(),
