@@ -211,7 +211,7 @@ describe('Classes: AwsSolutionsChecks and ServerlessChecks (over the token-keepe
         [
           { path: `${tk}/ClientCredentials`, id: 'AwsSolutions-SMG4' },
           ...['Critical', 'Warning'].map((severity) => ({
-            path: `${tk}/Monitoring/${severity}AlarmTopic/TokenSubscription:1`,
+            path: `${tk}/Monitoring/${severity}AlarmTopic/ops@example.com`,
             id: 'Serverless-SNSRedrivePolicy',
           })),
           { path: `${tk}/ExpiryStreamListStreamsPolicy`, id: 'AwsSolutions-IAM5[Resource::*]' },

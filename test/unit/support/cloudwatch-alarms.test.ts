@@ -8,7 +8,11 @@ import {
 } from '../../support/cloudwatch-alarms';
 
 const MIN = 60_000;
-const metric = { namespace: 'TokenKeeper', metricName: 'X', dimensions: { service: 'tk' } };
+const metric: { namespace: string; metricName: string; dimensions: Record<string, string> } = {
+  namespace: 'TokenKeeper',
+  metricName: 'X',
+  dimensions: { service: 'tk' },
+};
 
 function alarm(overrides: Partial<AlarmDefinition> = {}): AlarmDefinition {
   return {
