@@ -24,6 +24,14 @@ export interface DueEntry {
   readonly dueAt: number;
 }
 
+/** The rejection circuit breaker's shared state (epoch seconds). */
+export interface BreakerState {
+  /** Set while the breaker is open. */
+  readonly openedAt: number | undefined;
+  /** Until then, an operator said rejections are real: they are acted on without counting. */
+  readonly trustUntil: number | undefined;
+}
+
 /** Persistence of token records. Adapters encrypt token material and translate SDK errors. */
 export interface TokenStore {
   /** Strongly consistent read. A record whose tokens cannot be decrypted comes back with `corrupt: true`. */
@@ -43,14 +51,25 @@ export interface TokenStore {
     untilMs: number,
     nowMs: number,
   ): Promise<WriteOutcome>;
+  /** Adds one rejection to the window that starts at `windowStart`; returns the window's count. */
+  countRejection(windowStart: number, expiresAt: number): Promise<number>;
+  /** The rejection breaker's state (closed when never written). */
+  getBreaker(): Promise<BreakerState>;
+  /** Opens the breaker; 'conflict' when it was open already (someone else opened it first). */
+  openBreaker(openedAt: number): Promise<WriteOutcome>;
+  /** Closes the breaker, trusting rejections until `trustUntil`. */
+  closeBreaker(trustUntil: number): Promise<void>;
   /**
    * Marks a record whose tokens cannot be decrypted (`corruptAt`, version + 1) and takes it off the
    * due index, if the version holds; the sealed tokens stay as they are for the operator. 'ok' only
    * for the writer that marked it, so it is counted once per record.
    */
   markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome>;
-  /** Deletes the record (disconnect). */
-  delete(key: RecordKey): Promise<void>;
+  /**
+   * Deletes the record (disconnect). With a fence, only while the record still has that version
+   * ('conflict' otherwise, and when it is gone); without one, whatever it holds.
+   */
+  delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome>;
   /** Entries of one shard whose `dueAt <= nowSeconds`, oldest first. */
   queryDue(
     shard: number,
@@ -58,7 +77,93 @@ export interface TokenStore {
     limit: number,
     cursor?: string,
   ): Promise<{ entries: DueEntry[]; cursor: string | undefined }>;
+  /**
+   * The sweep's own state, kept beside the records (never a token record, never in the due
+   * index). A store registers, before it writes a record into shard `s` of the due index, that
+   * shards below `s + 1` are in use, so the sweep finds every record whatever `DUE_SHARDS` was.
+   */
+  readSweepState(): Promise<SweepState>;
+  /** Writes the lifetime part of the sweep state if its version is still `version`. */
+  writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome>;
+  /**
+   * One page of a Scan over the token records that match `filter`, without token material.
+   * A Scan reads the whole table: only for operator tools and the one-off re-index after a
+   * settings change, never on a request path. A page may be empty while `cursor` is set.
+   */
+  scanRecords(
+    filter: RecordFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ records: RecordSchedule[]; cursor: string | undefined }>;
+  /**
+   * Changes the lifetimes and due time of a record without touching its tokens, if the fence
+   * holds and the record is still ACTIVE; the record's version becomes `change.version`.
+   */
+  reschedule(key: RecordKey, fence: Fence, change: ScheduleChange): Promise<WriteOutcome>;
 }
+
+/** What a Scan of the records selects. */
+export type RecordFilter =
+  | { readonly status: 'ACTIVE' }
+  /** Quarantined records marked within [reauthFrom, reauthTo] (epoch seconds, inclusive). */
+  | { readonly status: 'REAUTH_REQUIRED'; readonly reauthFrom: number; readonly reauthTo: number };
+
+/** The schedule of a record: everything but its token material. */
+export type RecordSchedule = Pick<
+  TokenRecord,
+  | 'key'
+  | 'status'
+  | 'version'
+  | 'lease'
+  | 'authenticatedAt'
+  | 'lastRotatedAt'
+  | 'refreshExpiresAt'
+  | 'rotationDeadline'
+  | 'expiresAt'
+  | 'dueShard'
+  | 'dueAt'
+  | 'failures'
+  | 'reauthSoonNotifiedAt'
+  | 'reauthReason'
+  | 'reauthAt'
+>;
+
+/** New lifetimes and due time of a record (all epoch seconds), and its new version. */
+export interface ScheduleChange {
+  readonly version: number;
+  readonly refreshExpiresAt: number;
+  readonly expiresAt: number;
+  readonly rotationDeadline: number;
+  readonly dueShard: number;
+  readonly dueAt: number;
+}
+
+/** A re-index of the stored records after the lifetime settings were lowered: one paginated Scan. */
+export interface ReindexPass {
+  /** The settings (canonical JSON, see lifetimeSettingsKey) the pass brings the records under. */
+  readonly settings: string;
+  /** Epoch seconds: the Scan starts no earlier, so that writers still on the old settings have finished. */
+  readonly notBefore: number;
+  /** Where the Scan resumes; undefined before its first page. */
+  readonly cursor: string | undefined;
+  readonly scanned: number;
+  readonly lowered: number;
+}
+
+/** The sweep's state. */
+export interface SweepState {
+  /** Every shard count a writer used: a record may sit in any shard below the largest. */
+  readonly shardsUsed: readonly number[];
+  /** The lifetime settings every ACTIVE record is known to be scheduled under; undefined: unknown. */
+  readonly indexedSettings: string | undefined;
+  /** A re-index under way, if any. */
+  readonly reindex: ReindexPass | undefined;
+  /** The fence of {@link TokenStore.writeSweepState}; 0 when it was never written. */
+  readonly version: number;
+}
+
+/** What {@link TokenStore.writeSweepState} writes: the shard registrations are the store's own. */
+export type SweepStateChange = Pick<SweepState, 'indexedSettings' | 'reindex'>;
 
 /** The identity provider's refresh grant. */
 export interface IdentityProvider {
@@ -106,6 +211,16 @@ export type MetricName =
   | 'IdpConfigurationRejected'
   /** The rejection circuit breaker opened: rotations stopped, nobody more is marked. */
   | 'RotationCircuitOpen'
+  /** An answer that proved the token unconsumed (503, 429, refused) was retried within the lease. */
+  | 'IdpRetriedAtOnce'
+  /** A disconnect found a new sign-in in place of the session it logged out, and left it. */
+  | 'DisconnectSuperseded'
+  /** Records whose lifetimes or due time a re-index lowered after a settings change. */
+  | 'RecordsRescheduled'
+  /** Quarantined records an operator's restore put back to ACTIVE. */
+  | 'RecordRestored'
+  /** Quarantined records a restore left as they were (by reason). */
+  | 'RestoreSkipped'
   /** One per sweep run that finished: the heartbeat alarm watches it. */
   | 'SweepCompleted'
   /** A record whose tokens cannot be decrypted, counted once per record (when first found). */

@@ -1,6 +1,7 @@
 import { reauthSoonAt } from './lifetimes';
 import type { Clock, DueEntry } from './ports';
 import { IdpRateLimiter } from './rate-limiter';
+import { Reindex, type ReindexSettings } from './reindex';
 import { type Budget, errorName, logKey, Rotation, type RotationDeps } from './rotation';
 
 /** What one sweep did. `backlog` counts due records it found but had no time to process. */
@@ -11,6 +12,8 @@ export interface SweepSummary {
   reauthRequired: number;
   skipped: number;
   backlog: number;
+  /** Records whose schedule a re-index lowered after a lifetime setting was lowered. */
+  rescheduled: number;
 }
 
 /** Settings of the sweep. */
@@ -23,6 +26,23 @@ export interface SweepSettings {
   readonly idpRequestsPerSecond?: number;
   /** Real time for the rate limiter (the domain clock may be virtual). @default performance.now */
   readonly pacingClock?: Clock;
+  /**
+   * The lifetime settings in force, and how to re-index stored records when they are lowered.
+   * @default none: stored records are never re-indexed (tests of other behaviour only)
+   */
+  readonly reindex?: ReindexSettings;
+}
+
+/** Rotation attempts a sweep makes while the rejection breaker is open, to see whether the cause is gone. */
+const BREAKER_PROBES = 3;
+
+/** What one run has learnt so far, shared by its workers. */
+interface RunState {
+  readonly breakerOpen: boolean;
+  probesLeft: number;
+  rejectionsHeld: number;
+  /** Set when the IdP refused the app's client: no more rotations this run. */
+  halted: boolean;
 }
 
 type EntryResult = 'rotated' | 'failed' | 'reauthRequired' | 'skipped' | 'backlog';
@@ -30,15 +50,21 @@ type EntryResult = 'rotated' | 'failed' | 'reauthRequired' | 'skipped' | 'backlo
 /** The scheduled sweep (DESIGN.md "The sweep"): rotates every record whose `dueAt` has come. */
 export class Sweep {
   private readonly rotation: Rotation;
+  private readonly reindex: Reindex | undefined;
 
   constructor(
     private readonly deps: RotationDeps,
     private readonly sweepSettings: SweepSettings,
   ) {
     this.rotation = new Rotation(deps);
+    this.reindex = sweepSettings.reindex ? new Reindex(deps, sweepSettings.reindex) : undefined;
   }
 
-  /** Queries the due index shard by shard (never a Scan) and processes with bounded concurrency. */
+  /**
+   * Queries the due index shard by shard (never a Scan) and processes with bounded concurrency.
+   * Every shard a writer ever used is queried, whatever `DUE_SHARDS` is now; then, with the time
+   * left, a part of the re-index that follows a lowered lifetime setting.
+   */
   async run(budget: Budget): Promise<SweepSummary> {
     const { store, settings, metrics, logger } = this.deps;
     const summary: SweepSummary = {
@@ -48,10 +74,25 @@ export class Sweep {
       reauthRequired: 0,
       skipped: 0,
       backlog: 0,
+      rescheduled: 0,
     };
+    const state = await store.readSweepState();
     const nowSeconds = Math.floor(this.deps.clock.nowMs() / 1000);
+    const run: RunState = {
+      breakerOpen: await this.rotation.breaker.isOpen(),
+      probesLeft: BREAKER_PROBES,
+      rejectionsHeld: 0,
+      halted: false,
+    };
+    if (run.breakerOpen) {
+      metrics.count('RotationCircuitOpen');
+      logger.error('rejection circuit breaker is open: this sweep only probes', { probes: BREAKER_PROBES });
+    }
     const cursors = new Map<number, string | undefined>();
-    for (let shard = 0; shard < settings.dueShards; shard++) cursors.set(shard, undefined);
+    // A record written under a larger DUE_SHARDS stays in its shard until it is rotated (the
+    // rotation moves it under the current count): keep querying every shard ever used.
+    const shards = Math.max(settings.dueShards, ...state.shardsUsed);
+    for (let shard = 0; shard < shards; shard++) cursors.set(shard, undefined);
     let outOfTime = false;
     const limiter = new IdpRateLimiter(
       {
@@ -75,11 +116,23 @@ export class Sweep {
       const batch = pages.flat().sort((a, b) => a.dueAt - b.dueAt);
       summary.due += batch.length;
 
-      const results = await this.processAll(batch, budget, limiter);
+      const results = await this.processAll(batch, budget, limiter, run);
       for (const result of results) summary[result]++;
       outOfTime = summary.backlog > 0;
     }
 
+    if (this.reindex && !outOfTime) {
+      try {
+        summary.rescheduled = await this.reindex.step(state, budget);
+      } catch (error) {
+        // Resumable: the pass's cursor is in the sweep state, the next sweep goes on from there.
+        logger.error('re-index after a settings change could not go on', { error: errorName(error) });
+      }
+    }
+
+    // Rotations succeeded and nobody was rejected while open: the cause is gone, close the breaker.
+    if (run.breakerOpen && summary.rotated > 0 && run.rejectionsHeld === 0)
+      await this.rotation.breaker.close();
     metrics.count('SweepDue', summary.due);
     metrics.count('SweepBacklog', summary.backlog);
     // The heartbeat: its absence over two intervals means the sweep stopped running.
@@ -93,6 +146,7 @@ export class Sweep {
     entries: DueEntry[],
     budget: Budget,
     limiter: IdpRateLimiter,
+    run: RunState,
   ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     let next = 0;
@@ -104,7 +158,7 @@ export class Sweep {
           results.push('backlog');
           continue;
         }
-        results.push(await this.processEntry(entry, budget, limiter));
+        results.push(await this.processEntry(entry, budget, limiter, run));
       }
     };
     // Twice as many workers as IdP slots: while one worker reads or commits (DynamoDB), another
@@ -114,7 +168,12 @@ export class Sweep {
     return results;
   }
 
-  private async processEntry(entry: DueEntry, budget: Budget, limiter: IdpRateLimiter): Promise<EntryResult> {
+  private async processEntry(
+    entry: DueEntry,
+    budget: Budget,
+    limiter: IdpRateLimiter,
+    run: RunState,
+  ): Promise<EntryResult> {
     const { store, metrics, logger } = this.deps;
     try {
       let record = await store.get(entry.key);
@@ -169,6 +228,12 @@ export class Sweep {
         return 'skipped';
       }
 
+      // The IdP refused the app's client: every rotation would fail the same way until it is fixed.
+      if (run.halted) return 'skipped';
+      if (run.breakerOpen) {
+        if (run.probesLeft <= 0) return 'skipped';
+        run.probesLeft--;
+      }
       const outcome = await this.rotation.rotate(record, budget, limiter);
       switch (outcome.kind) {
         case 'rotated':
@@ -176,6 +241,10 @@ export class Sweep {
         case 'reauth':
           return 'reauthRequired';
         case 'transient':
+          if (outcome.held) run.rejectionsHeld++;
+          return 'failed';
+        case 'configuration':
+          run.halted = true;
           return 'failed';
         case 'no-time':
           return 'backlog';

@@ -1,4 +1,10 @@
-import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
+import {
+  ConfigurationError,
+  ReauthRequiredError,
+  RefreshUnavailableError,
+  TokenNotFoundError,
+  ValidationError,
+} from './errors';
 import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
@@ -20,14 +26,22 @@ export interface ServedAccessToken {
 export interface DisconnectResult {
   readonly userId: string;
   readonly resource: string;
-  /** True when a record existed and was deleted. */
+  /** True when a record existed and this call deleted it. */
   readonly deleted: boolean;
+  /**
+   * True when a new sign-in replaced the record while its session was being logged out: the new
+   * sign-in wins (its session is alive and was not logged out), so its record was left in place.
+   */
+  readonly superseded: boolean;
   /** What happened at the IdP: `failed` means the record was deleted locally all the same. */
   readonly idpLogout: TerminationOutcome | 'failed' | 'skipped';
 }
 
-/** How long a caller waits for a sibling's refresh, at most. */
-const MAX_WAIT_MS = 10_000;
+/** Slack after a sibling's lease ends for its commit to become visible, before a waiter takes over. */
+const LEASE_SLACK_MS = 250;
+/** First and longest pause between two reads while waiting for a sibling's refresh. */
+const FIRST_WAIT_MS = 50;
+const MAX_WAIT_STEP_MS = 1000;
 /** Clock skew tolerated on `authenticatedAt` in the future. */
 const FUTURE_SKEW_SECONDS = 300;
 const STORE_ATTEMPTS = 3;
@@ -126,8 +140,12 @@ export class TokenService {
    */
   async getAccessToken(input: GetAccessTokenInput, budget: Budget): Promise<ServedAccessToken> {
     const { clock } = this.deps;
-    const waitUntilMs = clock.nowMs() + Math.min(MAX_WAIT_MS, Math.max(0, budget.remainingMs() - 1000));
-    let waitMs = 25;
+    // A sibling's lease bounds its refresh, so waiting for it is bounded by one lease; the caller's
+    // own time bounds it too (one second is kept to answer).
+    const waitUntilMs =
+      clock.nowMs() +
+      Math.min(this.deps.settings.leaseMs + LEASE_SLACK_MS, Math.max(0, budget.remainingMs() - 1000));
+    let waitMs = FIRST_WAIT_MS;
     let record = await this.readLive(input.key);
     const first = record;
 
@@ -157,29 +175,45 @@ export class TokenService {
           case 'transient':
           case 'no-time':
             return this.serveStaleOrFail(record);
+          case 'configuration':
+            return this.serveStaleOrFail(record, 'configuration');
           case 'contended':
             break;
         }
       } else if (inBackoff) {
-        return this.serveStaleOrFail(record);
+        return this.serveStaleOrFail(
+          record,
+          record.lastError === 'configuration' ? 'configuration' : undefined,
+        );
       }
 
-      // Someone else is refreshing: wait for the version to move, then serve what they stored.
-      if (clock.nowMs() + waitMs > waitUntilMs) return this.serveStaleOrFail(record);
-      await this.deps.sleep(waitMs * (0.5 + this.deps.random() / 2));
-      waitMs = Math.min(waitMs * 2, 400);
+      // Someone else is refreshing: wait for the version to move, then serve what they stored. The
+      // pauses grow (50 ms doubling to 1 s, jittered) so a crowd of waiters reads little, and never
+      // run past the sibling's lease: once it lapses, this caller may take the lease itself.
+      const leaseEndMs = record.lease ? record.lease.untilMs + LEASE_SLACK_MS : clock.nowMs() + waitMs;
+      const pauseMs = Math.min(
+        waitMs * (0.5 + this.deps.random() / 2),
+        Math.max(1, leaseEndMs - clock.nowMs()),
+      );
+      if (clock.nowMs() + pauseMs > waitUntilMs) return this.serveStaleOrFail(record);
+      await this.deps.sleep(pauseMs);
+      waitMs = Math.min(waitMs * 2, MAX_WAIT_STEP_MS);
       record = await this.readLive(input.key);
     }
   }
 
   /**
    * Cuts a user off: ends the session at the IdP (so no copy of its refresh tokens works), then
-   * deletes the record. Idempotent; the record is deleted even when the IdP cannot be reached.
+   * deletes the record, fenced on the version read. Idempotent; the record is deleted even when
+   * the IdP cannot be reached. A new sign-in stored while the IdP logout was under way wins: its
+   * session was not logged out, so its record stays and the answer says `superseded`. A rotation
+   * of the same sign-in meanwhile does not (its tokens died with the session): it is deleted too.
    */
   async disconnect(key: RecordKey, budget: Budget): Promise<DisconnectResult> {
     const { store, sessions, metrics, logger, settings } = this.deps;
     const record = await store.get(key);
-    if (!record) return { userId: key.userId, resource: key.resource, deleted: false, idpLogout: 'skipped' };
+    const result = { userId: key.userId, resource: key.resource };
+    if (!record) return { ...result, deleted: false, superseded: false, idpLogout: 'skipped' };
 
     let idpLogout: DisconnectResult['idpLogout'] = 'skipped';
     if (record.tokens && sessions && budget.remainingMs() > settings.idpTimeoutMs + 1000) {
@@ -194,7 +228,30 @@ export class TokenService {
         });
       }
     }
-    await store.delete(key);
+
+    let current: TokenRecord | undefined = record;
+    for (let attempt = 1; ; attempt++) {
+      if ((await store.delete(key, { version: current.version })) === 'ok') break;
+      current = await store.get(key);
+      if (!current) {
+        // Deleted meanwhile (a concurrent disconnect): the user is cut off, but not by this call.
+        return { ...result, deleted: false, superseded: false, idpLogout };
+      }
+      if (!sameSignIn(record, current)) {
+        metrics.count('DisconnectSuperseded');
+        logger.warn('a new sign-in was stored during the disconnect; it stays', {
+          ...logKey(key),
+          idpLogout,
+          version: current.version,
+        });
+        return { ...result, deleted: false, superseded: true, idpLogout };
+      }
+      if (attempt >= STORE_ATTEMPTS) {
+        throw new RefreshUnavailableError(
+          'the record is being changed concurrently; try the disconnect again',
+        );
+      }
+    }
     metrics.count('Disconnected');
     logger.info('disconnected', { ...logKey(key), idpLogout });
     await publishSafely(this.deps.events, logger, {
@@ -203,7 +260,7 @@ export class TokenService {
       idpLogout,
       at: this.nowSeconds(),
     });
-    return { userId: key.userId, resource: key.resource, deleted: true, idpLogout };
+    return { ...result, deleted: true, superseded: false, idpLogout };
   }
 
   /** Reads the record and rejects what cannot be served. */
@@ -237,9 +294,18 @@ export class TokenService {
     }
   }
 
-  /** While the IdP cannot refresh, an access token that has not expired is better than none. */
-  private serveStaleOrFail(record: TokenRecord): ServedAccessToken {
+  /**
+   * While the IdP cannot refresh (or a sibling's refresh did not finish within the caller's time),
+   * an access token that has not expired is better than none: it is served marked `stale`, with
+   * its true expiry, even when it has less validity left than was asked for.
+   */
+  private serveStaleOrFail(record: TokenRecord, why?: 'configuration'): ServedAccessToken {
     if (record.accessExpiresAt > this.nowSeconds() && record.tokens) return this.serve(record, 'stale');
+    if (why === 'configuration') {
+      throw new ConfigurationError(
+        "the identity provider refused the app's client (credentials, permissions or region); no valid access token right now",
+      );
+    }
     throw new RefreshUnavailableError(
       `no valid access token for user "${record.key.userId}" right now (the refresh could not be done); retry later`,
     );
@@ -259,6 +325,18 @@ export class TokenService {
   private nowSeconds(): number {
     return Math.floor(this.deps.clock.nowMs() / 1000);
   }
+}
+
+/**
+ * True when `now` is still the sign-in `before` was (rotated, leased or marked since), not a new
+ * one: a new sign-in has its own authentication time and session id, and starts its rotations anew.
+ */
+function sameSignIn(before: TokenRecord, now: TokenRecord): boolean {
+  return (
+    now.authenticatedAt === before.authenticatedAt &&
+    now.rotations >= before.rotations &&
+    now.tokens?.sessionId?.reveal() === before.tokens?.sessionId?.reveal()
+  );
 }
 
 /** True when `now` holds tokens newer than `before`: a rotation or a new sign-in, not just a version step. */

@@ -66,7 +66,15 @@ describe('Embedded runtime', () => {
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.accessToken).not.toBe(signIn.access_token);
     expect(refreshed.body.tokenType).toBe('Bearer');
-    expect(sweep.body).toEqual({ due: 0, rotated: 0, failed: 0, reauthRequired: 0, skipped: 0, backlog: 0 });
+    expect(sweep.body).toEqual({
+      due: 0,
+      rotated: 0,
+      failed: 0,
+      reauthRequired: 0,
+      skipped: 0,
+      backlog: 0,
+      rescheduled: 0,
+    });
     expect(embedded.transmit.timesPresented(signIn.refresh_token ?? '')).toBe(1);
   });
 

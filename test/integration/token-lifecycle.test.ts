@@ -222,8 +222,20 @@ describe('Token lifecycle on DynamoDB Local and the Transmit emulator', () => {
       const second = await h.runtime.tokenService.disconnect(key, ample);
 
       // Assess
-      expect(first).toEqual({ userId: 'alice', resource: 'default', deleted: true, idpLogout: 'logged_out' });
-      expect(second).toEqual({ userId: 'alice', resource: 'default', deleted: false, idpLogout: 'skipped' });
+      expect(first).toEqual({
+        userId: 'alice',
+        resource: 'default',
+        deleted: true,
+        idpLogout: 'logged_out',
+        superseded: false,
+      });
+      expect(second).toEqual({
+        userId: 'alice',
+        resource: 'default',
+        deleted: false,
+        idpLogout: 'skipped',
+        superseded: false,
+      });
       expect(await h.runtime.store.get(key)).toBeUndefined();
       // The session's refresh tokens are revoked at the IdP: a stolen copy is useless.
       expect(h.transmit.latestRefreshToken(signedIn.refresh_token)).toBeUndefined();

@@ -753,6 +753,7 @@ describe('Handler events under fuzzing (fast-check)', () => {
             expect(outcome.value).toEqual({
               ...k,
               deleted: existed !== undefined,
+              superseded: false,
               idpLogout: existed?.tokens ? 'logged_out' : 'skipped',
             });
             expect(r.store.peek(k!)).toBeUndefined();
@@ -783,6 +784,7 @@ describe('Handler events under fuzzing (fast-check)', () => {
             reauthRequired: 0,
             skipped: 0,
             backlog: 0,
+            rescheduled: 0,
           });
         }),
         { numRuns: RUNS.refreshSweep },

@@ -7,15 +7,22 @@ import {
   DEFAULT_RESOURCE,
   type LifetimePolicy,
   type RecordKey,
+  type RefreshAnswer,
   type StoredTokens,
   type TokenRecord,
   type TokenSet,
 } from '../../functions/core/model';
 import type {
+  BreakerState,
   Clock,
   DueEntry,
   Fence,
   IdentityProvider,
+  RecordFilter,
+  RecordSchedule,
+  ScheduleChange,
+  SweepState,
+  SweepStateChange,
   TokenStore,
   WriteOutcome,
 } from '../../functions/core/ports';
@@ -137,7 +144,21 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
 // Token store
 
 /** The methods of the TokenStore port. */
-export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue' | 'markCorrupt';
+export type StoreMethod =
+  | 'get'
+  | 'put'
+  | 'acquireLease'
+  | 'delete'
+  | 'queryDue'
+  | 'countRejection'
+  | 'getBreaker'
+  | 'openBreaker'
+  | 'closeBreaker'
+  | 'readSweepState'
+  | 'writeSweepState'
+  | 'scanRecords'
+  | 'reschedule'
+  | 'markCorrupt';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -205,6 +226,13 @@ export class InMemoryTokenStore implements TokenStore {
   private readonly items = new Map<string, TokenRecord>();
   private readonly failures = new Map<StoreMethod, Failure[]>();
   private readonly hooks = new Map<StoreMethod, StoreHook[]>();
+  /** Shard counts registered by writes into the due index (the adapter's `ADD shardsUsed`). */
+  private readonly shardsUsed = new Set<number>();
+  private sweepState: Omit<SweepState, 'shardsUsed'> = {
+    indexedSettings: undefined,
+    reindex: undefined,
+    version: 0,
+  };
 
   /** The next `times` calls of `method` throw (StoreUnavailableError unless told otherwise). */
   failNext(
@@ -294,6 +322,7 @@ export class InMemoryTokenStore implements TokenStore {
           current.lease.untilMs < fence.noLiveLeaseAtMs);
     }
     if (holds) {
+      if (record.dueShard !== undefined) this.shardsUsed.add(record.dueShard + 1);
       const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
       this.items.set(id, stored);
     }
@@ -321,10 +350,121 @@ export class InMemoryTokenStore implements TokenStore {
     return holds ? 'ok' : 'conflict';
   }
 
-  async delete(key: RecordKey): Promise<void> {
-    const failure = await this.enter({ method: 'delete', key: { ...key } }, true);
-    this.items.delete(storageKey(key));
+  /** The rejection breaker's state and window counts (see RejectionBreaker). */
+  breaker: BreakerState = { openedAt: undefined, trustUntil: undefined };
+  readonly rejectionWindows = new Map<number, number>();
+
+  async countRejection(windowStart: number, _expiresAt: number): Promise<number> {
+    const failure = await this.enter({ method: 'countRejection' }, true);
     if (failure) throw failure.error();
+    const count = (this.rejectionWindows.get(windowStart) ?? 0) + 1;
+    this.rejectionWindows.set(windowStart, count);
+    return count;
+  }
+
+  async getBreaker(): Promise<BreakerState> {
+    const failure = await this.enter({ method: 'getBreaker' }, true);
+    if (failure) throw failure.error();
+    return { ...this.breaker };
+  }
+
+  async openBreaker(openedAt: number): Promise<WriteOutcome> {
+    await this.enter({ method: 'openBreaker' });
+    if (this.breaker.openedAt !== undefined) return 'conflict';
+    this.breaker = { openedAt, trustUntil: undefined };
+    return 'ok';
+  }
+
+  async closeBreaker(trustUntil: number): Promise<void> {
+    await this.enter({ method: 'closeBreaker' });
+    this.breaker = { openedAt: undefined, trustUntil };
+  }
+
+  async delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome> {
+    const failure = await this.enter(
+      { method: 'delete', key: { ...key }, ...(fence ? { fence: { version: fence.version } } : {}) },
+      true,
+    );
+    const current = this.items.get(storageKey(key));
+    const holds = fence === undefined || (current !== undefined && current.version === fence.version);
+    if (holds) this.items.delete(storageKey(key));
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
+  async readSweepState(): Promise<SweepState> {
+    await this.enter({ method: 'readSweepState' });
+    return {
+      ...structuredClone(this.sweepState),
+      shardsUsed: [...this.shardsUsed].sort((a, b) => a - b),
+    };
+  }
+
+  async writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'writeSweepState', version }, true);
+    const holds = this.sweepState.version === version;
+    if (holds) {
+      this.sweepState = {
+        indexedSettings: state.indexedSettings,
+        reindex: state.reindex ? { ...state.reindex } : undefined,
+        version: version + 1,
+      };
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
+  /** Pages in table-key order; the cursor is the last key read, as DynamoDB's is. */
+  async scanRecords(
+    filter: RecordFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ records: RecordSchedule[]; cursor: string | undefined }> {
+    await this.enter({ method: 'scanRecords' });
+    const ids = [...this.items.keys()].sort().filter((id) => cursor === undefined || id > cursor);
+    const page = ids.slice(0, limit);
+    const records: RecordSchedule[] = [];
+    for (const id of page) {
+      const record = this.items.get(id)!;
+      if (record.status !== filter.status) continue;
+      if (
+        filter.status === 'REAUTH_REQUIRED' &&
+        (record.reauthAt === undefined ||
+          record.reauthAt < filter.reauthFrom ||
+          record.reauthAt > filter.reauthTo)
+      ) {
+        continue;
+      }
+      const {
+        tokens: _tokens,
+        tokenType: _type,
+        accessExpiresAt: _access,
+        corrupt: _corrupt,
+        ...schedule
+      } = copyRecord(record);
+      records.push(schedule);
+    }
+    return { records, cursor: page.length === limit ? page.at(-1) : undefined };
+  }
+
+  async reschedule(key: RecordKey, fence: Fence, change: ScheduleChange): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'reschedule', key: { ...key }, fence: { ...fence } }, true);
+    const id = storageKey(key);
+    const current = this.items.get(id);
+    const holds =
+      current !== undefined &&
+      current.status === 'ACTIVE' &&
+      current.version === fence.version &&
+      (fence.leaseId === undefined || current.lease?.id === fence.leaseId) &&
+      (fence.noLiveLeaseAtMs === undefined ||
+        current.lease === undefined ||
+        current.lease.untilMs < fence.noLiveLeaseAtMs);
+    if (holds) {
+      this.shardsUsed.add(change.dueShard + 1);
+      this.items.set(id, { ...current, ...change });
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
   }
 
   async queryDue(
@@ -367,9 +507,9 @@ export class InMemoryTokenStore implements TokenStore {
 
 /** One scripted answer: a token set, an error to throw, or a function of the presented token. */
 export type IdpResponse =
-  | TokenSet
+  | RefreshAnswer
   | Error
-  | ((refreshToken: Secret) => TokenSet | Error | Promise<TokenSet | Error>);
+  | ((refreshToken: Secret) => RefreshAnswer | Error | Promise<RefreshAnswer | Error>);
 
 /** A token set whose values carry `label` (`at-<label>`, `rt-<label>`, `id-<label>`). */
 export function tokenSet(label: string, expiresIn = 3600): TokenSet {
@@ -452,7 +592,7 @@ export class ScriptedIdentityProvider implements IdentityProvider {
     };
   }
 
-  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer> {
     const value = refreshToken.reveal();
     this.presented.push(value);
     this.fingerprints.push(refreshToken.fingerprint());
@@ -485,8 +625,11 @@ export class ScriptedIdentityProvider implements IdentityProvider {
       if (response === undefined) throw new Error('unexpected IdP call: nothing scripted');
       const answer = typeof response === 'function' ? await response(refreshToken) : response;
       if (answer instanceof Error) throw answer;
-      this.consumed.add(value);
-      this.familyOf.set(answer.refreshToken.reveal(), family);
+      // A 200 without a refresh token leaves the presented one in use (a non-rotating server).
+      if (answer.refreshToken) {
+        this.consumed.add(value);
+        this.familyOf.set(answer.refreshToken.reveal(), family);
+      }
       return answer;
     } finally {
       this.inFlight--;
@@ -530,6 +673,7 @@ export const TEST_SETTINGS: Omit<RotationSettings, 'lifetimesFor'> = {
   idpTimeoutMs: 5000,
   leaseMs: 30_000,
   commitReserveMs: 10_000,
+  rejectionBreaker: { threshold: 10, windowSeconds: 600 },
   defaultAccessTokenSeconds: 3600,
   dueShards: 4,
   retryBaseSeconds: 30,

@@ -5,8 +5,10 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { AwsCallLimits } from '../../config';
 import {
   ConfigurationError,
   CorruptRecordError,
@@ -14,8 +16,21 @@ import {
   StoreUnavailableError,
 } from '../../core/errors';
 import type { RecordKey, RecordStatus, StoredTokens, TokenRecord } from '../../core/model';
-import type { DueEntry, Fence, TokenStore, WriteOutcome } from '../../core/ports';
+import type {
+  BreakerState,
+  DueEntry,
+  Fence,
+  RecordFilter,
+  RecordSchedule,
+  ReindexPass,
+  ScheduleChange,
+  SweepState,
+  SweepStateChange,
+  TokenStore,
+  WriteOutcome,
+} from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { awsClientConfig } from '../aws-client-config';
 import type { TokenCipher } from '../cipher/token-cipher';
 import { TOKEN_TABLE } from './table-schema';
 
@@ -25,7 +40,9 @@ export interface DynamoDbTokenStoreOptions {
   readonly cipher: TokenCipher;
   /** A client to use; when absent one is built from `clientConfig`. */
   readonly client?: DynamoDBClient;
-  /** @default {} (region and endpoint from the SDK's environment) */
+  /** Deadline and attempts of every call of the built client. @default DEFAULT_AWS_CALL_LIMITS */
+  readonly limits?: AwsCallLimits;
+  /** Merged over the bounded configuration. @default {} (region and endpoint from the SDK's environment) */
   readonly clientConfig?: DynamoDBClientConfig;
 }
 
@@ -68,7 +85,45 @@ interface SealedTokens {
 }
 
 const USER_PREFIX = 'u#';
+/** Items of the rejection breaker: never a user's (user keys start with `u#`), never in the due index. */
+const BREAKER_PK = '#breaker';
+const BREAKER_STATE_KEY = { pk: BREAKER_PK, sk: 'state' } as const;
 const RESOURCE_PREFIX = 'r#';
+/**
+ * The sweep's state item. `#` cannot start a user key (those are `u#...`), it has no `dueShard`
+ * (never in the due index) and no `expiresAt` (TTL never removes it), and readers of the table
+ * (the expiry stream, the at-rest audit) look only at `u#` items.
+ */
+const SWEEP_STATE_KEY = { pk: '#meta', sk: '#sweep' } as const;
+
+/** The sweep state item as stored. */
+interface SweepStateItem {
+  shardsUsed?: Set<number>;
+  indexedSettings?: string;
+  reindex?: ReindexPass;
+  stateVersion?: number;
+}
+
+/** The attributes a Scan reads: everything but the sealed token material. */
+const SCHEDULE_ATTRIBUTES = [
+  'pk',
+  'sk',
+  'status',
+  'version',
+  'leaseId',
+  'leaseUntil',
+  'authenticatedAt',
+  'lastRotatedAt',
+  'refreshExpiresAt',
+  'rotationDeadline',
+  'expiresAt',
+  'dueShard',
+  'dueAt',
+  'failures',
+  'reauthSoonNotifiedAt',
+  'reauthReason',
+  'reauthAt',
+] as const;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -77,9 +132,12 @@ export class DynamoDbTokenStore implements TokenStore {
   private readonly documents: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly cipher: TokenCipher;
+  /** Shards below this count are registered in the sweep state (by this instance or another). */
+  private registeredShards = 0;
 
   constructor(options: DynamoDbTokenStoreOptions) {
-    const client = options.client ?? new DynamoDBClient(options.clientConfig ?? {});
+    const client =
+      options.client ?? new DynamoDBClient({ ...awsClientConfig(options.limits), ...options.clientConfig });
     this.documents = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
@@ -130,6 +188,7 @@ export class DynamoDbTokenStore implements TokenStore {
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
     const item = await this.toItem(record);
+    await this.registerShard(record.dueShard);
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
     let condition: string;
@@ -189,10 +248,220 @@ export class DynamoDbTokenStore implements TokenStore {
     );
   }
 
-  async delete(key: RecordKey): Promise<void> {
-    await this.send(() =>
-      this.documents.send(new DeleteCommand({ TableName: this.tableName, Key: itemKey(key) })),
+  async countRejection(windowStart: number, expiresAt: number): Promise<number> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: BREAKER_PK, sk: `w#${windowStart}` },
+          UpdateExpression: 'ADD rejections :one SET expiresAt = :expiresAt',
+          ExpressionAttributeValues: { ':one': 1, ':expiresAt': expiresAt },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      ),
     );
+    return Number(result.Attributes?.rejections ?? 0);
+  }
+
+  async getBreaker(): Promise<BreakerState> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: BREAKER_STATE_KEY, ConsistentRead: true }),
+      ),
+    );
+    const item = result.Item ?? {};
+    return {
+      openedAt: typeof item.openedAt === 'number' ? item.openedAt : undefined,
+      trustUntil: typeof item.trustUntil === 'number' ? item.trustUntil : undefined,
+    };
+  }
+
+  async openBreaker(openedAt: number): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: BREAKER_STATE_KEY,
+          UpdateExpression: 'SET openedAt = :openedAt REMOVE trustUntil',
+          ConditionExpression: 'attribute_not_exists(openedAt)',
+          ExpressionAttributeValues: { ':openedAt': openedAt },
+        }),
+      ),
+    );
+  }
+
+  async closeBreaker(trustUntil: number): Promise<void> {
+    await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: BREAKER_STATE_KEY,
+          UpdateExpression: 'SET trustUntil = :trustUntil REMOVE openedAt',
+          ExpressionAttributeValues: { ':trustUntil': trustUntil },
+        }),
+      ),
+    );
+  }
+
+  async delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          ...(fence
+            ? {
+                ConditionExpression: '#version = :version',
+                ExpressionAttributeNames: { '#version': 'version' },
+                ExpressionAttributeValues: { ':version': fence.version },
+              }
+            : {}),
+        }),
+      ),
+    );
+  }
+
+  async readSweepState(): Promise<SweepState> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: SWEEP_STATE_KEY, ConsistentRead: true }),
+      ),
+    );
+    const item = (result.Item ?? {}) as SweepStateItem;
+    return {
+      shardsUsed: [...(item.shardsUsed ?? [])].map(Number).sort((a, b) => a - b),
+      indexedSettings: item.indexedSettings,
+      reindex: item.reindex
+        ? {
+            settings: item.reindex.settings,
+            notBefore: item.reindex.notBefore,
+            cursor: item.reindex.cursor,
+            scanned: item.reindex.scanned,
+            lowered: item.reindex.lowered,
+          }
+        : undefined,
+      version: item.stateVersion ?? 0,
+    };
+  }
+
+  async writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome> {
+    const set = ['stateVersion = :next'];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = { ':next': version + 1 };
+    if (state.indexedSettings === undefined) remove.push('indexedSettings');
+    else {
+      set.push('indexedSettings = :settings');
+      values[':settings'] = state.indexedSettings;
+    }
+    if (state.reindex === undefined) remove.push('reindex');
+    else {
+      set.push('reindex = :reindex');
+      values[':reindex'] = stripUndefined({ ...state.reindex });
+    }
+    if (version > 0) values[':version'] = version;
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: SWEEP_STATE_KEY,
+          UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+          ConditionExpression: version > 0 ? 'stateVersion = :version' : 'attribute_not_exists(stateVersion)',
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+  }
+
+  async scanRecords(
+    filter: RecordFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ records: RecordSchedule[]; cursor: string | undefined }> {
+    const names: Record<string, string> = {};
+    for (const [i, attribute] of SCHEDULE_ATTRIBUTES.entries()) names[`#a${i}`] = attribute;
+    const name = (attribute: (typeof SCHEDULE_ATTRIBUTES)[number]) =>
+      `#a${SCHEDULE_ATTRIBUTES.indexOf(attribute)}`;
+    const values: Record<string, unknown> = { ':user': USER_PREFIX, ':status': filter.status };
+    let condition = `begins_with(${name('pk')}, :user) AND ${name('status')} = :status`;
+    if (filter.status === 'REAUTH_REQUIRED') {
+      condition += ` AND ${name('reauthAt')} BETWEEN :from AND :to`;
+      values[':from'] = filter.reauthFrom;
+      values[':to'] = filter.reauthTo;
+    }
+    const result = await this.send(() =>
+      this.documents.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          ProjectionExpression: Object.keys(names).join(', '),
+          FilterExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          Limit: limit,
+          ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor) } : {}),
+        }),
+      ),
+    );
+    const records = (result.Items ?? []).map((raw) => scheduleOf(raw as TokenItem));
+    return { records, cursor: result.LastEvaluatedKey ? encodeCursor(result.LastEvaluatedKey) : undefined };
+  }
+
+  async reschedule(key: RecordKey, fence: Fence, change: ScheduleChange): Promise<WriteOutcome> {
+    await this.registerShard(change.dueShard);
+    const values: Record<string, unknown> = {
+      ':next': change.version,
+      ':refresh': change.refreshExpiresAt,
+      ':expires': change.expiresAt,
+      ':deadline': change.rotationDeadline,
+      ':shard': change.dueShard,
+      ':due': change.dueAt,
+      ':active': 'ACTIVE',
+      ':version': fence.version,
+    };
+    let condition = '#version = :version AND #status = :active';
+    if (fence.leaseId !== undefined) {
+      condition += ' AND leaseId = :leaseId';
+      values[':leaseId'] = fence.leaseId;
+    }
+    if (fence.noLiveLeaseAtMs !== undefined) {
+      condition += ' AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)';
+      values[':now'] = fence.noLiveLeaseAtMs;
+    }
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          UpdateExpression:
+            'SET #version = :next, refreshExpiresAt = :refresh, expiresAt = :expires, ' +
+            'rotationDeadline = :deadline, dueShard = :shard, dueAt = :due',
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#version': 'version', '#status': 'status' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Before a record goes into shard `shard` of the due index, records in the sweep state that
+   * shards below `shard + 1` are in use (once per instance and count: an ADD to a number set,
+   * idempotent). A record is thus never in a shard the sweep does not query, even after
+   * `DUE_SHARDS` was lowered.
+   */
+  private async registerShard(shard: number | undefined): Promise<void> {
+    if (shard === undefined || shard < this.registeredShards) return;
+    const count = shard + 1;
+    await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: SWEEP_STATE_KEY,
+          UpdateExpression: 'ADD shardsUsed :count',
+          ExpressionAttributeValues: { ':count': new Set([count]) },
+        }),
+      ),
+    );
+    this.registeredShards = Math.max(this.registeredShards, count);
   }
 
   async queryDue(
@@ -303,6 +572,30 @@ export class DynamoDbTokenStore implements TokenStore {
       throw translate(error);
     }
   }
+}
+
+/** The schedule fields of an item read by a Scan. */
+function scheduleOf(item: TokenItem): RecordSchedule {
+  return {
+    key: keyOf(item.pk, item.sk),
+    status: item.status,
+    version: item.version,
+    lease:
+      item.leaseId !== undefined && item.leaseUntil !== undefined
+        ? { id: item.leaseId, untilMs: item.leaseUntil }
+        : undefined,
+    authenticatedAt: item.authenticatedAt,
+    lastRotatedAt: item.lastRotatedAt,
+    refreshExpiresAt: item.refreshExpiresAt,
+    rotationDeadline: item.rotationDeadline,
+    expiresAt: item.expiresAt,
+    dueShard: item.dueShard,
+    dueAt: item.dueAt,
+    failures: item.failures ?? 0,
+    reauthSoonNotifiedAt: item.reauthSoonNotifiedAt,
+    reauthReason: item.reauthReason,
+    reauthAt: item.reauthAt,
+  };
 }
 
 /** Binds a ciphertext to its record: copied to another user or resource, it does not decrypt. */

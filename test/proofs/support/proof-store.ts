@@ -1,6 +1,17 @@
 import { StoreUnavailableError } from '../../../functions/core/errors';
 import type { RecordKey, TokenRecord } from '../../../functions/core/model';
-import type { DueEntry, Fence, TokenStore, WriteOutcome } from '../../../functions/core/ports';
+import type {
+  BreakerState,
+  DueEntry,
+  Fence,
+  RecordFilter,
+  RecordSchedule,
+  ScheduleChange,
+  SweepState,
+  SweepStateChange,
+  TokenStore,
+  WriteOutcome,
+} from '../../../functions/core/ports';
 import { sha256Hex } from '../../../local/transmit/state';
 
 /** The store operations the proofs watch and fault. */
@@ -129,8 +140,45 @@ export class ProofStore implements TokenStore {
     });
   }
 
-  delete(key: RecordKey): Promise<void> {
-    return this.#call('delete', `delete ${key.userId}`, () => this.inner.delete(key));
+  countRejection(windowStart: number, expiresAt: number): Promise<number> {
+    return this.inner.countRejection(windowStart, expiresAt);
+  }
+
+  getBreaker(): Promise<BreakerState> {
+    return this.inner.getBreaker();
+  }
+
+  openBreaker(openedAt: number): Promise<WriteOutcome> {
+    return this.inner.openBreaker(openedAt);
+  }
+
+  closeBreaker(trustUntil: number): Promise<void> {
+    return this.inner.closeBreaker(trustUntil);
+  }
+
+  delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome> {
+    return this.#call('delete', `delete ${key.userId}`, () => this.inner.delete(key, fence));
+  }
+
+  // The sweep state and the Scans are passed through unwatched: the proofs fault the rotation path.
+  readSweepState(): Promise<SweepState> {
+    return this.track(() => this.inner.readSweepState());
+  }
+
+  writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome> {
+    return this.track(() => this.inner.writeSweepState(state, version));
+  }
+
+  scanRecords(
+    filter: RecordFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ records: RecordSchedule[]; cursor: string | undefined }> {
+    return this.track(() => this.inner.scanRecords(filter, limit, cursor));
+  }
+
+  reschedule(key: RecordKey, fence: Fence, change: ScheduleChange): Promise<WriteOutcome> {
+    return this.track(() => this.inner.reschedule(key, fence, change));
   }
 
   queryDue(

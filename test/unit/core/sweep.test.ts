@@ -56,7 +56,15 @@ describe('Class: Sweep', () => {
         const summary = await sweep.run(AMPLE);
 
         // Assess
-        expect(summary).toEqual({ due: 5, rotated: 5, failed: 0, reauthRequired: 0, skipped: 0, backlog: 0 });
+        expect(summary).toEqual({
+          due: 5,
+          rotated: 5,
+          failed: 0,
+          reauthRequired: 0,
+          skipped: 0,
+          backlog: 0,
+          rescheduled: 0,
+        });
         expect([...deps.idp.presented].sort()).toEqual(['rt-0', 'rt-1', 'rt-2', 'rt-3', 'rt-4']);
         for (let i = 0; i < 5; i++) expect(deps.store.peek(keyOf(i))?.version).toBe(2);
         for (let i = 5; i < 8; i++) expect(deps.store.peek(keyOf(i))?.version).toBe(1);
@@ -88,7 +96,15 @@ describe('Class: Sweep', () => {
         const summary = await sweep.run(AMPLE);
 
         // Assess
-        expect(summary).toEqual({ due: 0, rotated: 0, failed: 0, reauthRequired: 0, skipped: 0, backlog: 0 });
+        expect(summary).toEqual({
+          due: 0,
+          rotated: 0,
+          failed: 0,
+          reauthRequired: 0,
+          skipped: 0,
+          backlog: 0,
+          rescheduled: 0,
+        });
         expect(deps.metrics.total('SweepDue')).toBe(0);
         expect(deps.idp.calls).toBe(0);
       });
@@ -447,7 +463,15 @@ describe('Class: Sweep', () => {
         const summary = await sweep.run(AMPLE);
 
         // Assess
-        expect(summary).toEqual({ due: 4, rotated: 1, failed: 2, reauthRequired: 1, skipped: 0, backlog: 0 });
+        expect(summary).toEqual({
+          due: 4,
+          rotated: 1,
+          failed: 2,
+          reauthRequired: 1,
+          skipped: 0,
+          backlog: 0,
+          rescheduled: 0,
+        });
         expect(deps.store.peek(keyOf(1))).toMatchObject({ failures: 1, lastError: 'http_503' });
         expect(deps.store.peek(keyOf(3))).toMatchObject({
           failures: 1,
@@ -518,7 +542,15 @@ describe('Class: Sweep', () => {
         const summary = await sweep.run(clockBudget(clock, 23_000));
 
         // Assess
-        expect(summary).toEqual({ due: 6, rotated: 3, failed: 0, reauthRequired: 0, skipped: 0, backlog: 3 });
+        expect(summary).toEqual({
+          due: 6,
+          rotated: 3,
+          failed: 0,
+          reauthRequired: 0,
+          skipped: 0,
+          backlog: 3,
+          rescheduled: 0,
+        });
         expect(deps.idp.presented).toEqual(['rt-0', 'rt-1', 'rt-2']);
         for (let i = 3; i < 6; i++)
           expect(deps.store.peek(keyOf(i))).toMatchObject({ version: 1, lease: undefined });
