@@ -12,6 +12,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
 import { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from '../functions/client/env';
@@ -682,17 +683,100 @@ export class TokenKeeper extends Construct {
 
   /** Grants invoke on the getAccessToken function and sets TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION. */
   grantGetAccessToken(grantee: TokenKeeperGrantee): iam.Grant {
-    return grantInvoke(grantee, this.getAccessTokenFunction, GET_ACCESS_TOKEN_FUNCTION_ENV);
+    return this.#grantInvoke(grantee, 'GetAccessToken', GET_ACCESS_TOKEN_FUNCTION_ENV);
   }
 
   /** Grants invoke on the storeTokens function and sets TOKEN_KEEPER_STORE_TOKENS_FUNCTION. */
   grantStoreTokens(grantee: TokenKeeperGrantee): iam.Grant {
-    return grantInvoke(grantee, this.storeTokensFunction, STORE_TOKENS_FUNCTION_ENV);
+    return this.#grantInvoke(grantee, 'StoreTokens', STORE_TOKENS_FUNCTION_ENV);
   }
 
   /** Grants invoke on the disconnect function and sets TOKEN_KEEPER_DISCONNECT_FUNCTION. */
   grantDisconnect(grantee: TokenKeeperGrantee): iam.Grant {
-    return grantInvoke(grantee, this.disconnectFunction, DISCONNECT_FUNCTION_ENV);
+    return this.#grantInvoke(grantee, 'Disconnect', DISCONNECT_FUNCTION_ENV);
+  }
+
+  /**
+   * Lets principals of another AWS account, or of an AWS Organization, invoke one function, through
+   * the function's resource policy (unqualified: that function only). The caller's own role still
+   * needs `lambda:InvokeFunction` on the function ARN (a stack output) in its account.
+   */
+  grantInvokeAcrossAccounts(
+    target: CallableFunction,
+    from: { readonly account: string } | { readonly organizationId: string },
+  ): void {
+    const fn = this.#callable(target);
+    const id = 'account' in from ? `Account${from.account}` : `Organization${from.organizationId}`;
+    fn.addPermission(`InvokeFrom${id.replace(/[^A-Za-z0-9]/g, '')}`, {
+      action: 'lambda:InvokeFunction',
+      ...('account' in from
+        ? { principal: new iam.AccountPrincipal(from.account) }
+        : {
+            principal: new iam.OrganizationPrincipal(from.organizationId),
+            organizationId: from.organizationId,
+          }),
+    });
+  }
+
+  #callable(target: CallableFunction): nodejs.NodejsFunction {
+    switch (target) {
+      case 'GetAccessToken':
+        return this.getAccessTokenFunction;
+      case 'StoreTokens':
+        return this.storeTokensFunction;
+      case 'Disconnect':
+        return this.disconnectFunction;
+    }
+  }
+
+  /**
+   * Invoke on exactly that function (no `:*` qualifier wildcard), plus the env var when possible.
+   * A grantee in another stack gets the function ARN through an SSM parameter (a weak reference):
+   * no CloudFormation export ties the stacks, so the function can still be replaced; that stack
+   * only deploys after this one and picks up a new ARN on its next deploy.
+   */
+  #grantInvoke(grantee: TokenKeeperGrantee, target: CallableFunction, envName: string): iam.Grant {
+    const fn = this.#callable(target);
+    const granteeStack = stackOf(grantee) ?? stackOf(grantee.grantPrincipal);
+    const here = Stack.of(this);
+    let arn = fn.functionArn;
+    if (granteeStack !== undefined && granteeStack !== here) {
+      if (
+        !Token.isUnresolved(granteeStack.account) &&
+        !Token.isUnresolved(here.account) &&
+        granteeStack.account !== here.account
+      ) {
+        throw new Error(
+          `TokenKeeper: ${granteeStack.stackName} is in another account; use grantInvokeAcrossAccounts ` +
+            'and give the caller the function ARN (a stack output)',
+        );
+      }
+      arn = ssm.StringParameter.valueForStringParameter(
+        granteeStack,
+        this.#arnParameter(target, fn).parameterName,
+      );
+      granteeStack.addDependency(here, 'reads the token-keeper function ARNs from SSM parameters');
+    }
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['lambda:InvokeFunction'],
+      resourceArns: [arn],
+    });
+    // Lambda accepts a function ARN wherever it takes a name.
+    grantee.addEnvironment?.(envName, arn === fn.functionArn ? fn.functionName : arn);
+    return grant;
+  }
+
+  /** The SSM parameter holding one function's ARN, for callers in other stacks (made once). */
+  #arnParameter(target: CallableFunction, fn: lambda.IFunction): ssm.StringParameter {
+    const id = `${target}FunctionArnParameter`;
+    const existing = this.node.tryFindChild(id);
+    if (existing) return existing as ssm.StringParameter;
+    return new ssm.StringParameter(this, id, {
+      parameterName: `/${Stack.of(this).stackName}/${this.#serviceName}/${target}FunctionArn`,
+      stringValue: fn.functionArn,
+      description: `${this.#serviceName}: ARN of the ${target} function, for callers in other stacks`,
+    });
   }
 
   /** The statements the function roles are built from, each scoped to one resource. */
@@ -1025,13 +1109,10 @@ function secretArnForPolicy(secret: secretsmanager.ISecret): string {
   return secret.secretFullArn ?? `${secret.secretArn}-??????`;
 }
 
-/** Invoke on exactly that function (no `:*` qualifier wildcard), plus the env var when possible. */
-function grantInvoke(grantee: TokenKeeperGrantee, fn: lambda.IFunction, envName: string): iam.Grant {
-  const grant = iam.Grant.addToPrincipal({
-    grantee,
-    actions: ['lambda:InvokeFunction'],
-    resourceArns: [fn.functionArn],
-  });
-  grantee.addEnvironment?.(envName, fn.functionName);
-  return grant;
+/** The functions a caller may be granted. */
+export type CallableFunction = 'GetAccessToken' | 'StoreTokens' | 'Disconnect';
+
+/** The stack a grantee belongs to, when it is a construct. */
+function stackOf(value: unknown): Stack | undefined {
+  return Construct.isConstruct(value) ? Stack.of(value) : undefined;
 }

@@ -1,5 +1,5 @@
 import { Duration, type Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import type { Template } from 'aws-cdk-lib/assertions';
 import type { TokenCipher } from '../../functions/adapters/cipher/token-cipher';
 import { StoreUnavailableError } from '../../functions/core/errors';
 import type { TokenStore } from '../../functions/core/ports';
@@ -86,7 +86,10 @@ export function synthesizedAlarms(sweepIntervalMinutes: number): AlarmDefinition
     if (id === undefined) throw new Error(`cannot resolve ${JSON.stringify(value)}`);
     return labels.get(id) ?? id;
   };
-  const resources = (template as Template).toJSON().Resources as Record<string, { Type: string; Properties?: unknown }>;
+  const resources = (template as Template).toJSON().Resources as Record<
+    string,
+    { Type: string; Properties?: unknown }
+  >;
   return alarmsOfTemplate(resources, resolve);
 }
 
@@ -199,20 +202,16 @@ function earliestLoss(items: Record<string, { S?: string; N?: string }>[]): numb
 
 /** DynamoDB refusing every request while `on()` (the adapter turns a throttle into this error). */
 function throttling(store: TokenStore, on: () => boolean): TokenStore {
-  const refuse = <T>(call: () => Promise<T>): Promise<T> =>
-    on()
-      ? Promise.reject(new StoreUnavailableError('DynamoDB throttled the request (ThrottlingException)'))
-      : call();
-  return {
-    get: (key) => refuse(() => store.get(key)),
-    currentVersion: (key) => refuse(() => store.currentVersion(key)),
-    put: (record, fence) => refuse(() => store.put(record, fence)),
-    markCorrupt: (key, version, now) => refuse(() => store.markCorrupt(key, version, now)),
-    acquireLease: (key, version, leaseId, untilMs, now) =>
-      refuse(() => store.acquireLease(key, version, leaseId, untilMs, now)),
-    delete: (key) => refuse(() => store.delete(key)),
-    queryDue: (shard, now, limit, cursor) => refuse(() => store.queryDue(shard, now, limit, cursor)),
-  };
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        on()
+          ? Promise.reject(new StoreUnavailableError('DynamoDB throttled the request (ThrottlingException)'))
+          : (value as (...a: unknown[]) => unknown).apply(target, args);
+    },
+  });
 }
 
 /** The token key disabled while `on()`: KMS refuses, which the KMS adapter reports as this error. */
