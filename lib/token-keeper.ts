@@ -751,10 +751,7 @@ export class TokenKeeper extends Construct {
             'and give the caller the function ARN (a stack output)',
         );
       }
-      arn = ssm.StringParameter.valueForStringParameter(
-        granteeStack,
-        this.#arnParameter(target, fn).parameterName,
-      );
+      arn = ssm.StringParameter.valueForStringParameter(granteeStack, this.#arnParameter(target, fn));
       granteeStack.addDependency(here, 'reads the token-keeper function ARNs from SSM parameters');
     }
     const grant = iam.Grant.addToPrincipal({
@@ -767,16 +764,18 @@ export class TokenKeeper extends Construct {
     return grant;
   }
 
-  /** The SSM parameter holding one function's ARN, for callers in other stacks (made once). */
-  #arnParameter(target: CallableFunction, fn: lambda.IFunction): ssm.StringParameter {
+  /** The name of the SSM parameter holding one function's ARN, for callers in other stacks (made once). */
+  #arnParameter(target: CallableFunction, fn: lambda.IFunction): string {
+    const parameterName = `/${Stack.of(this).stackName}/${this.#serviceName}/${target}FunctionArn`;
     const id = `${target}FunctionArnParameter`;
-    const existing = this.node.tryFindChild(id);
-    if (existing) return existing as ssm.StringParameter;
-    return new ssm.StringParameter(this, id, {
-      parameterName: `/${Stack.of(this).stackName}/${this.#serviceName}/${target}FunctionArn`,
-      stringValue: fn.functionArn,
-      description: `${this.#serviceName}: ARN of the ${target} function, for callers in other stacks`,
-    });
+    if (this.node.tryFindChild(id) === undefined) {
+      new ssm.StringParameter(this, id, {
+        parameterName,
+        stringValue: fn.functionArn,
+        description: `${this.#serviceName}: ARN of the ${target} function, for callers in other stacks`,
+      });
+    }
+    return parameterName;
   }
 
   /** The statements the function roles are built from, each scoped to one resource. */
