@@ -28,8 +28,11 @@ export const EXPECTED_ALARM: Readonly<Record<Exclude<FaultScenario, 'healthy'>, 
   'idp-down-6h': 'RotationFailing',
   'sweep-disabled': 'SweepHeartbeat',
   'idp-403': 'IdpConfigurationRejected',
-  'token-key-disabled': 'RotationFailing',
-  'dynamodb-throttled': 'RotationFailing',
+  // Callers fail at once (every read opens tokens); RotationFailing follows once enough records
+  // have come due (3 hours of mostly failing rotations).
+  'token-key-disabled': 'UnexpectedErrors',
+  // The sweep cannot even query the due index: no run completes.
+  'dynamodb-throttled': 'SweepHeartbeat',
 };
 
 /** What to run. */
