@@ -73,13 +73,12 @@ async function main(): Promise<void> {
     );
     process.stderr.write(`${rows.at(-1)}\n`);
   }
-  process.stdout.write(
-    [
-      '| run | expected alarm | alarms raised (first first) | minutes fault -> alarm | minutes fault -> first token lost | notes |',
-      '|---|---|---|---|---|---|',
-      ...rows,
-    ].join('\n') + '\n',
-  );
+  const table = [
+    '| run | expected alarm | alarms raised (first first) | minutes fault -> alarm | minutes fault -> first token lost | notes |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ];
+  process.stdout.write(`${table.join('\n')}\n`);
   if (!ok) process.exit(1);
 }
 
