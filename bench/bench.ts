@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleEntry } from './bundle';
 import { type CallsResult, measureCalls } from './calls';
+import { type CapacityRow, capacity, type IdleSimulation, simulateIdleUsers } from './capacity';
 import { type ColdStartResult, measureColdStart } from './cold-start';
 import { type CostResult, costModel, type MeasuredInputs } from './cost';
 import { type LatencyResult, measureLatency } from './latency';
@@ -21,6 +22,7 @@ export interface BenchResults {
   readonly sweep: SweepResult;
   readonly coldStart: ColdStartResult;
   readonly cost: CostResult;
+  readonly capacity: { readonly rows: CapacityRow[]; readonly simulation: IdleSimulation };
   /** Seconds per section, and in total. */
   readonly seconds: Readonly<Record<string, number>>;
 }
@@ -75,6 +77,9 @@ export async function runBench(
       measureColdStart(dynamoEndpoint, join(outDir, 'functions'), profile.coldStart),
     );
     const cost = costModel(measuredInputs(calls, latency, sweep.cases, coldStart));
+    const simulation = await timed('5. capacity simulation', () =>
+      simulateIdleUsers(profile.capacity.users, profile.capacity.days),
+    );
     seconds.total = (performance.now() - started) / 1000;
     const results: BenchResults = {
       profile,
@@ -85,6 +90,7 @@ export async function runBench(
       sweep,
       coldStart,
       cost,
+      capacity: { rows: capacityRows(calls, sweep), simulation },
       seconds,
     };
     return { results, markdown: renderReport(results) };
@@ -127,4 +133,58 @@ export function measuredInputs(
     itemBytes: calls.meanItemBytes,
     sweepColdStartMs: cold ? cold.importMs.p50 + cold.firstCallMs.p50 : 0,
   };
+}
+
+/** The capacity model for the stack's defaults and for Transmit's published limits, from measured inputs. */
+export function capacityRows(calls: CallsResult, sweep: SweepResult): CapacityRow[] {
+  const rotation = calls.operations.find((o) => o.operation.startsWith('refreshSweep'));
+  const steady = sweep.cases.flatMap((s) =>
+    s.steadyCpuMsPerRotation === undefined ? [] : [s.steadyCpuMsPerRotation],
+  );
+  const cpu = [...(steady.length > 0 ? steady : sweep.cases.map((s) => s.serviceCpuMsPerRotation))].sort(
+    (a, b) => a - b,
+  );
+  const measured = {
+    cpuMsPerRotation: cpu[Math.floor(cpu.length / 2)] ?? 5,
+    writeUnits: (rotation?.writeUnitsTable ?? 6) + (rotation?.writeUnitsIndex ?? 2),
+    indexWriteUnits: rotation?.writeUnitsIndex ?? 2,
+  };
+  const base = { idpLatencyMs: 200, dynamoLatencyMs: 5, concurrency: 8, memoryMb: 512, idpRatePerSecond: 20 };
+  // A chain keeps the sweep running but for the gaps between links; without one, 285 s of every 900 s.
+  const chained = sweep.chain?.dutyCycle ?? 285 / 300;
+  const transmitApp = 20_000 / 60;
+  return [
+    capacity({ ...base, name: 'defaults, schedule only (no continuation)', dutyCycle: 285 / 900 }, measured),
+    capacity({ ...base, name: 'defaults (continuation on)', dutyCycle: chained }, measured),
+    capacity(
+      {
+        ...base,
+        name: 'Transmit app limit (20,000/min), other defaults',
+        idpRatePerSecond: transmitApp,
+        dutyCycle: chained,
+      },
+      measured,
+    ),
+    capacity(
+      {
+        ...base,
+        name: 'Transmit app limit, SWEEP_CONCURRENCY 96',
+        idpRatePerSecond: transmitApp,
+        concurrency: 96,
+        dutyCycle: chained,
+      },
+      measured,
+    ),
+    capacity(
+      {
+        ...base,
+        name: 'Transmit app limit, SWEEP_CONCURRENCY 96, 3,008 MB',
+        idpRatePerSecond: transmitApp,
+        concurrency: 96,
+        memoryMb: 3008,
+        dutyCycle: chained,
+      },
+      measured,
+    ),
+  ];
 }

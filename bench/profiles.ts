@@ -10,6 +10,8 @@ export interface BenchProfile {
   readonly latency: LatencyProfile;
   readonly sweep: SweepProfile;
   readonly coldStart: ColdStartProfile;
+  /** The time-compressed simulation of idle users that checks the capacity model. */
+  readonly capacity: { readonly users: number; readonly days: number };
 }
 
 /**
@@ -37,6 +39,7 @@ export const FULL: BenchProfile = {
       { latencyMs: 200, concurrency: 64 },
       { latencyMs: 50, concurrency: 64, idpRateLimit: 20 },
     ],
+    chain: { links: 3, latencyMs: 200, concurrency: 8, idpRateLimit: 20 },
   },
   coldStart: {
     sized: ['storeTokens', 'getAccessToken', 'refreshSweep', 'disconnect', 'expiryStream'],
@@ -44,6 +47,7 @@ export const FULL: BenchProfile = {
     runs: 5,
     withoutSourceMaps: true,
   },
+  capacity: { users: 10_000, days: 34 },
 };
 
 /** `npm run bench:smoke` and the test in `npm test`: seconds; every section runs, small. */
@@ -58,4 +62,5 @@ export const SMOKE: BenchProfile = {
     cases: [{ latencyMs: 5, concurrency: 8, profileCpu: true }],
   },
   coldStart: { sized: ['getAccessToken'], functions: ['getAccessToken'], runs: 1, withoutSourceMaps: false },
+  capacity: { users: 100, days: 13 },
 };

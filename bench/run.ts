@@ -10,7 +10,7 @@ import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { type BenchResults, runBench } from './bench';
 import { ROOT } from './bundle';
 import { FULL, SMOKE } from './profiles';
-import { renderReport } from './report';
+import { renderReport, renderSweepChart } from './report';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -22,6 +22,7 @@ const save = option('--save');
 const render = option('--render');
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const resultsFile = join(ROOT, 'bench', 'results.md');
+const chartFile = join(ROOT, 'bench', 'results-sweep.svg');
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 // JSON has no Infinity (the ideal rate of a case without latency or rate limit).
@@ -29,7 +30,9 @@ const replacer = (_key: string, value: unknown) => (value === Number.POSITIVE_IN
 const reviver = (_key: string, value: unknown) => (value === 'Infinity' ? Number.POSITIVE_INFINITY : value);
 
 if (render) {
-  writeFileSync(resultsFile, renderReport(JSON.parse(readFileSync(render, 'utf8'), reviver) as BenchResults));
+  const saved = JSON.parse(readFileSync(render, 'utf8'), reviver) as BenchResults;
+  writeFileSync(resultsFile, renderReport(saved));
+  writeFileSync(chartFile, renderSweepChart(saved));
   log(`wrote ${resultsFile} from ${render}`);
 } else {
   log('starting DynamoDB Local');
@@ -45,7 +48,8 @@ if (render) {
       process.stdout.write(markdown);
     } else {
       writeFileSync(resultsFile, markdown);
-      log(`wrote ${resultsFile}`);
+      writeFileSync(chartFile, renderSweepChart(results));
+      log(`wrote ${resultsFile} and ${chartFile}`);
     }
   } finally {
     await dynamo.stop();

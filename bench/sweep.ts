@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
+import { nextLink } from '../functions/handlers/refresh-sweep';
 import { startTransmitServer, type TransmitServer } from '../local/transmit-server';
 import { runChild } from './bundle';
 import type { BareRotationParams } from './children/bare-rotations';
@@ -58,6 +59,37 @@ export interface SweepProfile {
    */
   readonly baselineRotations?: number;
   readonly cases: readonly SweepCase[];
+  /**
+   * A chain of sweeps, time-compressed: each link rotates for `caseSeconds` (instead of 285 s)
+   * and, as the handler decides (functions/handlers/refresh-sweep.ts), starts the next while a
+   * backlog remains, up to `links` in a row; each link is a fresh process, as a new invocation.
+   */
+  readonly chain?: {
+    readonly links: number;
+    readonly latencyMs: number;
+    readonly concurrency: number;
+    readonly idpRateLimit: number;
+  };
+}
+
+/** The chain of sweeps: rotations per hour against the configured IdP rate limit, and the duty cycle. */
+export interface ChainResult {
+  readonly links: number;
+  readonly latencyMs: number;
+  readonly concurrency: number;
+  readonly idpRateLimit: number;
+  readonly rotated: number;
+  /** From the first link's start to the last link's end, process starts and gaps included (s). */
+  readonly wallSeconds: number;
+  /** Time the links spent in the sweep itself (s). */
+  readonly sweepingSeconds: number;
+  readonly rotationsPerHour: number;
+  /** rotationsPerHour / (idpRateLimit x 3600) (target at least 0.9). */
+  readonly fractionOfRateLimit: number;
+  /** sweepingSeconds / wallSeconds. */
+  readonly dutyCycle: number;
+  readonly backlogAtEnd: number;
+  readonly problems: readonly string[];
 }
 
 /** The result of one sweep case. */
@@ -103,11 +135,14 @@ export interface SweepCaseResult extends SweepCase {
   readonly cpuProfile?: CpuShare[];
   /** Anything that went wrong (failed rotations, reuse detections, records left). */
   readonly problems: readonly string[];
+  /** Fork of the child to its answer: the sweep plus a process start (s). */
+  readonly forkToAnswerSeconds: number;
 }
 
 /** The result of the sweep section. */
 export interface SweepResult {
   readonly cases: SweepCaseResult[];
+  readonly chain?: ChainResult;
   /** Due records written, and how long writing them took. */
   readonly seeded: number;
   readonly seedSeconds: number;
@@ -179,7 +214,20 @@ export async function measureSweeps(
       cases.push(result);
       onCase?.(result);
     }
-    return { cases, seeded, seedSeconds };
+    const chain = profile.chain
+      ? await runChain(profile.chain, profile, {
+          seed,
+          cases,
+          admin,
+          tableName,
+          clock,
+          target,
+          transmit,
+          childFile,
+          dynamoPid,
+        })
+      : undefined;
+    return { cases, seeded, seedSeconds, ...(chain ? { chain } : {}) };
   } finally {
     transmit.faults.reset();
     await transmit.close();
@@ -242,7 +290,7 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
       ? { busy: machineAfter.busy - before.machine.busy, total: machineAfter.total - before.machine.total }
       : undefined;
   const problems: string[] = [];
-  const refreshes = transmit.refreshLog.length - refreshesBefore - (child.baseline?.rotations ?? 0);
+  const refreshes = transmit.refreshLog.length - refreshesBefore - (child.baseline?.made ?? 0);
   if (profile.caseSeconds === undefined && rotated !== due) problems.push(`rotated ${rotated} of ${due} due`);
   if (failed > 0) problems.push(`${failed} rotations failed`);
   if (child.summary.reauthRequired > 0)
@@ -285,6 +333,87 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
     indexEntriesPerRotation: per(child.calls[COUNTED.queryItems] ?? 0),
     logBytesPerRotation: per(run.stdoutBytes),
     ...(profileFile ? { cpuProfile: summarizeProfile(profileFile, ctx.childFile) } : {}),
+    problems,
+    forkToAnswerSeconds: run.wallMs / 1000,
+  };
+}
+
+interface ChainContext {
+  readonly seed: (count: number) => Promise<void>;
+  readonly cases: readonly SweepCaseResult[];
+  readonly admin: DynamoDBClient;
+  readonly tableName: string;
+  readonly clock: OffsetClock;
+  readonly target: BenchTarget;
+  readonly transmit: TransmitServer;
+  readonly childFile: string;
+  readonly dynamoPid: number | undefined;
+}
+
+/** Runs the links of a chain back to back, each continuing the last as the handler decides. */
+async function runChain(
+  spec: NonNullable<SweepProfile['chain']>,
+  profile: SweepProfile,
+  ctx: ChainContext,
+): Promise<ChainResult> {
+  const caseSeconds = profile.caseSeconds ?? 30;
+  // Enough due for every link at the rate limit, and a backlog after the last.
+  const needed = Math.ceil(spec.idpRateLimit * caseSeconds * (spec.links + 1) * 1.2);
+  const due = await countDue(ctx.admin, ctx.tableName, ctx.clock);
+  if (due < needed) await ctx.seed(needed - due);
+  const linkProfile: SweepProfile = { ...profile, baselineRotations: 0 };
+  let depth = 0;
+  let rotated = 0;
+  let wallSeconds = 0;
+  let sweepingSeconds = 0;
+  let backlogAtEnd = 0;
+  let links = 0;
+  const problems: string[] = [];
+  for (;;) {
+    const link = await runCase(
+      { latencyMs: spec.latencyMs, concurrency: spec.concurrency, idpRateLimit: spec.idpRateLimit },
+      {
+        ...ctx,
+        profile: linkProfile,
+        idpRateLimit: spec.idpRateLimit,
+        ideal: spec.idpRateLimit,
+        index: ctx.cases.length + 100 + links,
+      },
+    );
+    links++;
+    rotated += link.rotated;
+    wallSeconds += link.forkToAnswerSeconds;
+    sweepingSeconds += link.wallSeconds;
+    backlogAtEnd = link.backlog;
+    problems.push(...link.problems);
+    const next = nextLink(
+      depth,
+      {
+        due: link.due,
+        rotated: link.rotated,
+        failed: link.failed,
+        reauthRequired: 0,
+        skipped: 0,
+        backlog: link.backlog,
+      },
+      spec.links - 1,
+    );
+    if (next === undefined) break;
+    depth = next;
+  }
+  const rotationsPerHour = (rotated / wallSeconds) * 3600;
+  return {
+    links,
+    latencyMs: spec.latencyMs,
+    concurrency: spec.concurrency,
+    idpRateLimit: spec.idpRateLimit,
+    rotated,
+    wallSeconds,
+    sweepingSeconds,
+    rotationsPerHour,
+    fractionOfRateLimit: rotationsPerHour / (spec.idpRateLimit * 3600),
+    dutyCycle: sweepingSeconds / wallSeconds,
+    backlogAtEnd,
     problems,
   };
 }

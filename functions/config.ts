@@ -103,6 +103,14 @@ export interface Config {
   readonly metricsDisabled: boolean;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
+  /**
+   * SWEEP_CHAIN_MAX: how many sweeps in a row may continue one another (each invoking the next at
+   * once while a backlog remains). 0, the default, waits for the schedule. The stack sets it only
+   * where the sweep's reserved concurrency of 1 keeps those runs from overlapping.
+   */
+  readonly sweepChainMax: number;
+  /** AWS_LAMBDA_FUNCTION_NAME: the function's own name (the sweep invokes itself with it). */
+  readonly functionName: string | undefined;
   readonly logLevel: string;
   readonly idToken: IdTokenConfig | undefined;
 }
@@ -208,6 +216,8 @@ export function loadConfig(env: Env): Config {
     metricsDisabled: read.optional('POWERTOOLS_METRICS_DISABLED')?.toLowerCase() === 'true',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
+    sweepChainMax: read.int('SWEEP_CHAIN_MAX', 0, 0, 1000),
+    functionName: read.optional('AWS_LAMBDA_FUNCTION_NAME'),
     logLevel: read.oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const, 'INFO'),
   });
 }

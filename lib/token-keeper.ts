@@ -572,6 +572,21 @@ export class TokenKeeper extends Construct {
       asyncOnFailure: new destinations.SqsDestination(this.sweepFailureQueue),
       alarmErrors: true,
     });
+    if (settings.sweepReservedConcurrency === 1) {
+      // One sweep at a time, so a sweep that ends with a backlog may start the next at once
+      // (functions/handlers/refresh-sweep.ts), up to SWEEP_CHAIN_MAX in a row. A policy of its own:
+      // the role's default policy cannot name the function it belongs to (a circular dependency).
+      this.refreshSweepFunction.addEnvironment('SWEEP_CHAIN_MAX', String(SWEEP_CHAIN_MAX));
+      new iam.Policy(this, 'RefreshSweepContinuation', {
+        roles: [this.refreshSweepFunction.role as iam.IRole],
+        statements: [
+          new iam.PolicyStatement({
+            actions: ['lambda:InvokeFunction'],
+            resources: [this.refreshSweepFunction.functionArn],
+          }),
+        ],
+      });
+    }
     this.disconnectFunction = this.addFunction('Disconnect', {
       entry: HANDLER_ENTRIES.disconnect,
       description: `${settings.serviceName}: logs a user out at the IdP and deletes their tokens`,
@@ -893,6 +908,13 @@ export class TokenKeeper extends Construct {
     return fn;
   }
 }
+
+/**
+ * Sweeps that may continue one another while a backlog remains: 12 runs of at most 300 s, about an
+ * hour, then the schedule takes over (and stays below the 16 links after which Lambda's recursion
+ * detection could stop a chain).
+ */
+const SWEEP_CHAIN_MAX = 12;
 
 /** Settings with their defaults applied. */
 interface ResolvedSettings {

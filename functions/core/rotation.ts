@@ -84,7 +84,7 @@ export type RotationOutcome =
 
 const COMMIT_ATTEMPTS = 6;
 /** Immediate retries of an answer that proves the token was not consumed, within one lease. */
-const IMMEDIATE_RETRIES = 2;
+const IMMEDIATE_RETRIES = 1;
 const IMMEDIATE_RETRY_BASE_MS = 200;
 /** Time kept, at the end of a lease, for the last commit attempt to reach DynamoDB. */
 const COMMIT_SAFETY_MS = 500;

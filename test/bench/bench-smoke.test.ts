@@ -4,6 +4,7 @@ import { STACK_BUNDLING } from '../../bench/bundle';
 import { FUNCTIONS } from '../../bench/cold-start';
 import { COUNTED } from '../../bench/instrument';
 import { SMOKE } from '../../bench/profiles';
+import { renderSweepChart } from '../../bench/report';
 
 describe('Function: runBench (smoke profile)', () => {
   it('writes every section of the report, and the call counts equal their minimum', {
@@ -24,7 +25,7 @@ describe('Function: runBench (smoke profile)', () => {
       '## 3. Sweep throughput',
       '## 4. Cold start and size',
       '## 5. Cost per 1,000,000 users per month',
-      '## Where a figure misses its target',
+      '## 6. Capacity of one deployment',
     ]) {
       expect(markdown).toContain(heading);
     }
@@ -77,6 +78,16 @@ describe('Function: runBench (smoke profile)', () => {
     expect(results.coldStart.timings[0]?.failures).toEqual([]);
     expect(results.cost.scenarios.map((s) => s.asksPerDay)).toEqual([0, 1, 10, 100]);
     expect(results.cost.scenarios.every((s) => s.total > 0)).toBe(true);
+    // The bare-client baseline ran beside the sweep, and the capacity model has its simulation.
+    expect(sweep?.baselineCpuMsPerRotation).toBeGreaterThan(0);
+    expect(results.capacity.rows).toHaveLength(5);
+    for (const row of results.capacity.rows) {
+      expect(row.limitedBy).toMatch(
+        /^(IdP rate|sweep concurrency \/ latency|sweep CPU at \d+ MB|DynamoDB write capacity)$/,
+      );
+    }
+    expect(results.capacity.simulation.measuredPerDay).toBeGreaterThan(0);
+    expect(renderSweepChart(results)).toMatch(/^<svg [\s\S]*<title>[\s\S]*<\/svg>\n$/);
   });
 });
 

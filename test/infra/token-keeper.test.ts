@@ -283,12 +283,14 @@ describe('Class: TokenKeeper', () => {
       });
     });
 
-    it('gives refreshSweep what getAccessToken has plus its concurrency and IdP rate limit', () => {
+    it('gives refreshSweep what getAccessToken has plus its concurrency, IdP rate limit and chain length', () => {
       const tk = base.stack.tokenKeeper;
       expect(envOf(base, tk.refreshSweepFunction)).toEqual({
         ...envOf(base, tk.getAccessTokenFunction),
         SWEEP_CONCURRENCY: '8',
         IDP_RATE_LIMIT_RPS: '20',
+        // Continuation: reserved concurrency 1 (the default) keeps chained sweeps from overlapping.
+        SWEEP_CHAIN_MAX: '12',
       });
     });
 
@@ -509,6 +511,24 @@ describe('Class: TokenKeeper', () => {
       expect(
         functionProps(custom, custom.stack.tokenKeeper.refreshSweepFunction).ReservedConcurrentExecutions,
       ).toBe(undefined);
+    });
+
+    it('lets the sweep continue itself only where one sweep runs at a time', () => {
+      // Without reserved concurrency, chained sweeps could overlap and multiply the IdP rate.
+      expect(envOf(custom, custom.stack.tokenKeeper.refreshSweepFunction)).not.toHaveProperty(
+        'SWEEP_CHAIN_MAX',
+      );
+      const selfInvoke = (built: typeof base) => {
+        const sweepArn = JSON.stringify(
+          built.stack.resolve(built.stack.tokenKeeper.refreshSweepFunction.functionArn),
+        );
+        return Object.values(built.template.findResources('AWS::IAM::Policy')).filter((policy) => {
+          const text = JSON.stringify(policy);
+          return text.includes('lambda:InvokeFunction') && text.includes(sweepArn);
+        });
+      };
+      expect(selfInvoke(custom)).toHaveLength(0);
+      expect(selfInvoke(base)).toHaveLength(1);
     });
   });
 

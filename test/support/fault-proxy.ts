@@ -73,6 +73,8 @@ export interface ClassifiedRequest {
   readonly target: string | undefined;
   /** The body parsed as JSON (DynamoDB) or form/JSON fields (IdP); undefined when it does not parse. */
   readonly body: unknown;
+  /** The AWS SDK's `amz-sdk-invocation-id`: the same on every attempt (retry) of one SDK call. */
+  readonly invocationId: string | undefined;
 }
 
 /** A fault to apply to the requests that match. */
@@ -365,7 +367,8 @@ function classify(req: IncomingMessage, raw: Buffer, seqs: Map<CallKind, number>
   }
   const seq = (seqs.get(kind) ?? 0) + 1;
   seqs.set(kind, seq);
-  return { kind, seq, method: req.method ?? 'GET', path, target, body };
+  const invocationId = header(req.headers['amz-sdk-invocation-id']);
+  return { kind, seq, method: req.method ?? 'GET', path, target, body, invocationId };
 }
 
 function dynamoKind(operation: string, body: unknown): CallKind {

@@ -56,6 +56,8 @@ describe('Function: loadConfig', () => {
         metricsDisabled: false,
         serviceName: 'token-keeper',
         eventBusName: undefined,
+        sweepChainMax: 0,
+        functionName: undefined,
         logLevel: 'INFO',
       });
     });
