@@ -5,6 +5,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
+import { acknowledgeExampleCallerFindings } from './nag-acknowledgements';
 import type { TokenKeeper } from './token-keeper';
 
 /** Properties of {@link ExampleCaller}. */
@@ -49,5 +50,6 @@ export class ExampleCaller extends Construct {
       environment: props.apiUrl ? { API_URL: props.apiUrl } : {},
     });
     props.tokenKeeper.grantGetAccessToken(this.function);
+    acknowledgeExampleCallerFindings(this.function);
   }
 }

@@ -9,6 +9,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { MetricName } from '../functions/core/ports';
+import { acknowledgeAlarmEmailSubscription } from './nag-acknowledgements';
 
 /** The CloudWatch namespace of every token-keeper metric (EMF, written by the functions). */
 export const METRICS_NAMESPACE = 'TokenKeeper';
@@ -496,7 +497,9 @@ export class TokenKeeperMonitoring extends Construct {
       }),
     );
     if (alarmEmail !== undefined && alarmEmail !== '') {
-      topic.addSubscription(new subscriptions.EmailSubscription(alarmEmail));
+      acknowledgeAlarmEmailSubscription(
+        topic.addSubscription(new subscriptions.EmailSubscription(alarmEmail)),
+      );
     }
     return topic;
   }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -11,8 +11,8 @@ import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
 import { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from '../functions/client/env';
@@ -24,6 +24,7 @@ import {
   withinBound,
 } from '../functions/settings-bounds';
 import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
+import { acknowledgeTokenKeeperFindings, LIST_STREAMS_POLICY_ID } from './nag-acknowledgements';
 import { type AlarmDestination, METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
 
 /** The encryption context of every token-key call; the IAM grants and the key policy require it. */
@@ -463,14 +464,6 @@ export class TokenKeeper extends Construct {
         },
         removalPolicy,
       });
-    if (props.clientCredentialsSecret === undefined) {
-      Validations.of(this.clientCredentialsSecret).acknowledge({
-        id: 'AwsSolutions-SMG4',
-        reason:
-          'The client secret is issued by the IdP and can only be rotated there; the operator puts the new ' +
-          'value with put-secret-value and the functions re-read it (5-minute cache, and at once on a 401).',
-      });
-    }
 
     this.eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultEventBus', 'default');
 
@@ -549,12 +542,6 @@ export class TokenKeeper extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.sweepFailureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the on-failure destination of the sweep (asynchronous invocation records); ' +
-        'its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
     });
     this.refreshSweepFunction = this.addFunction('RefreshSweep', {
       entry: HANDLER_ENTRIES.refreshSweep,
@@ -659,12 +646,6 @@ export class TokenKeeper extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.sweepDeadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the dead-letter queue of the sweep schedule target (EventBridge DLQ); ' +
-        'its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
-    });
     this.sweepSchedule = new events.Rule(this, 'SweepSchedule', {
       description: `${settings.serviceName}: runs the refresh sweep`,
       schedule: events.Schedule.rate(settings.sweepInterval),
@@ -696,12 +677,6 @@ export class TokenKeeper extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.expiryStreamFailureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the on-failure destination of the table stream mapping (it holds the shard ' +
-        'and sequence numbers of batches given up on); its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
-    });
     this.expiryStreamMapping = this.addExpiryStreamMapping();
     this.monitoring.addQueueNotEmptyAlarm(
       'ExpiryStreamFailures',
@@ -718,21 +693,104 @@ export class TokenKeeper extends Construct {
         `for 15 minutes; at ${EXPIRY_STREAM_MAX_RECORD_AGE.toMinutes()} minutes it gives up on records (ExpiryStreamFailures). ` +
         'Check its errors, throttles and duration.',
     );
+    acknowledgeTokenKeeperFindings(this, { ownSecret: props.clientCredentialsSecret === undefined });
   }
 
   /** Grants invoke on the getAccessToken function and sets TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION. */
   grantGetAccessToken(grantee: TokenKeeperGrantee): iam.Grant {
-    return grantInvoke(grantee, this.getAccessTokenFunction, GET_ACCESS_TOKEN_FUNCTION_ENV);
+    return this.#grantInvoke(grantee, 'GetAccessToken', GET_ACCESS_TOKEN_FUNCTION_ENV);
   }
 
   /** Grants invoke on the storeTokens function and sets TOKEN_KEEPER_STORE_TOKENS_FUNCTION. */
   grantStoreTokens(grantee: TokenKeeperGrantee): iam.Grant {
-    return grantInvoke(grantee, this.storeTokensFunction, STORE_TOKENS_FUNCTION_ENV);
+    return this.#grantInvoke(grantee, 'StoreTokens', STORE_TOKENS_FUNCTION_ENV);
   }
 
   /** Grants invoke on the disconnect function and sets TOKEN_KEEPER_DISCONNECT_FUNCTION. */
   grantDisconnect(grantee: TokenKeeperGrantee): iam.Grant {
-    return grantInvoke(grantee, this.disconnectFunction, DISCONNECT_FUNCTION_ENV);
+    return this.#grantInvoke(grantee, 'Disconnect', DISCONNECT_FUNCTION_ENV);
+  }
+
+  /**
+   * Lets principals of another AWS account, or of an AWS Organization, invoke one function, through
+   * the function's resource policy (unqualified: that function only). The caller's own role still
+   * needs `lambda:InvokeFunction` on the function ARN (a stack output) in its account.
+   */
+  grantInvokeAcrossAccounts(
+    target: CallableFunction,
+    from: { readonly account: string } | { readonly organizationId: string },
+  ): void {
+    const fn = this.#callable(target);
+    const id = 'account' in from ? `Account${from.account}` : `Organization${from.organizationId}`;
+    fn.addPermission(`InvokeFrom${id.replace(/[^A-Za-z0-9]/g, '')}`, {
+      action: 'lambda:InvokeFunction',
+      ...('account' in from
+        ? { principal: new iam.AccountPrincipal(from.account) }
+        : {
+            principal: new iam.OrganizationPrincipal(from.organizationId),
+            organizationId: from.organizationId,
+          }),
+    });
+  }
+
+  #callable(target: CallableFunction): nodejs.NodejsFunction {
+    switch (target) {
+      case 'GetAccessToken':
+        return this.getAccessTokenFunction;
+      case 'StoreTokens':
+        return this.storeTokensFunction;
+      case 'Disconnect':
+        return this.disconnectFunction;
+    }
+  }
+
+  /**
+   * Invoke on exactly that function (no `:*` qualifier wildcard), plus the env var when possible.
+   * A grantee in another stack gets the function ARN through an SSM parameter (a weak reference):
+   * no CloudFormation export ties the stacks, so the function can still be replaced; that stack
+   * only deploys after this one and picks up a new ARN on its next deploy.
+   */
+  #grantInvoke(grantee: TokenKeeperGrantee, target: CallableFunction, envName: string): iam.Grant {
+    const fn = this.#callable(target);
+    const granteeStack = stackOf(grantee) ?? stackOf(grantee.grantPrincipal);
+    const here = Stack.of(this);
+    let arn = fn.functionArn;
+    if (granteeStack !== undefined && granteeStack !== here) {
+      if (
+        !Token.isUnresolved(granteeStack.account) &&
+        !Token.isUnresolved(here.account) &&
+        granteeStack.account !== here.account
+      ) {
+        throw new Error(
+          `TokenKeeper: ${granteeStack.stackName} is in another account; use grantInvokeAcrossAccounts ` +
+            'and give the caller the function ARN (a stack output)',
+        );
+      }
+      arn = ssm.StringParameter.valueForStringParameter(granteeStack, this.#arnParameter(target, fn));
+      granteeStack.addDependency(here, 'reads the token-keeper function ARNs from SSM parameters');
+    }
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['lambda:InvokeFunction'],
+      resourceArns: [arn],
+    });
+    // Lambda accepts a function ARN wherever it takes a name.
+    grantee.addEnvironment?.(envName, arn === fn.functionArn ? fn.functionName : arn);
+    return grant;
+  }
+
+  /** The name of the SSM parameter holding one function's ARN, for callers in other stacks (made once). */
+  #arnParameter(target: CallableFunction, fn: lambda.IFunction): string {
+    const parameterName = `/${Stack.of(this).stackName}/${this.#serviceName}/${target}FunctionArn`;
+    const id = `${target}FunctionArnParameter`;
+    if (this.node.tryFindChild(id) === undefined) {
+      new ssm.StringParameter(this, id, {
+        parameterName,
+        stringValue: fn.functionArn,
+        description: `${this.#serviceName}: ARN of the ${target} function, for callers in other stacks`,
+      });
+    }
+    return parameterName;
   }
 
   /** The statements the function roles are built from, each scoped to one resource. */
@@ -786,16 +844,10 @@ export class TokenKeeper extends Construct {
     const role = this.expiryStreamFunction.role as iam.Role;
     // ListStreams has no resource-level permissions (Service Authorization Reference), and Lambda
     // checks for it when it creates a stream mapping. Kept in a policy of its own so the
-    // acknowledgement below covers this one statement, not the rest of the role.
-    const listStreams = new iam.Policy(this, 'ExpiryStreamListStreamsPolicy', {
+    // acknowledgement (lib/nag-acknowledgements.ts) covers this one statement, not the rest of the role.
+    const listStreams = new iam.Policy(this, LIST_STREAMS_POLICY_ID, {
       statements: [new iam.PolicyStatement({ actions: ['dynamodb:ListStreams'], resources: ['*'] })],
       roles: [role],
-    });
-    Validations.of(listStreams).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'dynamodb:ListStreams supports no resource-level permission (only "*"), and Lambda requires it to create ' +
-        'the table stream mapping; it lists stream ARNs (metadata), never items. Stream reads are on this stream ARN only.',
     });
     const mapping = this.expiryStreamFunction.addEventSourceMapping('TtlRemovals', {
       eventSourceArn: this.tableStreamArn(),
@@ -1078,13 +1130,10 @@ function secretArnForPolicy(secret: secretsmanager.ISecret): string {
   return secret.secretFullArn ?? `${secret.secretArn}-??????`;
 }
 
-/** Invoke on exactly that function (no `:*` qualifier wildcard), plus the env var when possible. */
-function grantInvoke(grantee: TokenKeeperGrantee, fn: lambda.IFunction, envName: string): iam.Grant {
-  const grant = iam.Grant.addToPrincipal({
-    grantee,
-    actions: ['lambda:InvokeFunction'],
-    resourceArns: [fn.functionArn],
-  });
-  grantee.addEnvironment?.(envName, fn.functionName);
-  return grant;
+/** The functions a caller may be granted. */
+export type CallableFunction = 'GetAccessToken' | 'StoreTokens' | 'Disconnect';
+
+/** The stack a grantee belongs to, when it is a construct. */
+function stackOf(value: unknown): Stack | undefined {
+  return Construct.isConstruct(value) ? Stack.of(value) : undefined;
 }

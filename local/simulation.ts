@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { LocalTokenCipher } from '../functions/adapters/cipher/local-cipher';
+import type { TokenCipher } from '../functions/adapters/cipher/token-cipher';
 import { DynamoDbTokenStore, keyOf } from '../functions/adapters/dynamodb/dynamodb-token-store';
 import { createTableInput } from '../functions/adapters/dynamodb/table-schema';
 import { LogEventPublisher } from '../functions/adapters/observability/events';
@@ -8,12 +9,13 @@ import { MemoryLogger } from '../functions/adapters/observability/logger';
 import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
 import { buildRuntime } from '../functions/adapters/runtime';
 import { loadConfig } from '../functions/config';
+import type { Clock, TokenStore } from '../functions/core/ports';
 import { getAccessToken } from '../functions/handlers/get-access-token';
 import { lambdaHandler } from '../functions/handlers/lambda';
 import { refreshSweep } from '../functions/handlers/refresh-sweep';
 import { storeTokens } from '../functions/handlers/store-tokens';
 import { startDynamoDbLocal } from './dynamodb-local';
-import { startTransmitServer } from './transmit-server';
+import { startTransmitServer, type TransmitServer } from './transmit-server';
 
 const DAY = 86_400;
 
@@ -41,11 +43,52 @@ export interface SimulationOptions {
   readonly dynamoEndpoint?: string;
   /** Progress lines (one per simulated month). */
   readonly onProgress?: (line: string) => void;
+  /** Observation and fault hooks (alarm evaluation). */
+  readonly hooks?: SimulationHooks;
+}
+
+/** The handlers the simulation calls, named as their functions are in the stack. */
+export type SimulatedFunction = 'StoreTokens' | 'GetAccessToken' | 'RefreshSweep';
+
+/** One handler call, as Lambda would count it. */
+export interface SimulatedInvocation {
+  readonly functionName: SimulatedFunction;
+  /** Virtual time of the call. */
+  readonly atMs: number;
+  /** Wall time it took. */
+  readonly durationMs: number;
+  /** The error it ended with (a Lambda function error), if any. */
+  readonly error: Error | undefined;
+}
+
+/** What a step hook sees. */
+export interface SimulationStep {
+  readonly nowMs: number;
+  readonly elapsedSeconds: number;
+  readonly transmit: TransmitServer;
+  /** Every item of the table, raw (for figures such as the earliest refresh expiry). */
+  scanItems(): Promise<Record<string, { S?: string; N?: string }>[]>;
+}
+
+/** Hooks to observe a run and inject faults into it; all optional. */
+export interface SimulationHooks {
+  /** The metrics sink, given the virtual clock (so it can time-stamp what it records). */
+  metrics?(clock: Clock): InMemoryMetrics;
+  /** Sees each handler call. */
+  onInvoke?(invocation: SimulatedInvocation): void;
+  /** Wraps the token store (faults below the core, such as DynamoDB throttling). */
+  wrapStore?(store: TokenStore): TokenStore;
+  /** Wraps the token cipher (faults such as a disabled key). */
+  wrapCipher?(cipher: TokenCipher): TokenCipher;
+  /** Runs before each step's work; `{ sweep: false }` skips that step's sweep (a disabled schedule). */
+  beforeStep?(
+    step: SimulationStep,
+  ): Promise<{ sweep?: boolean } | undefined> | { sweep?: boolean } | undefined;
 }
 
 /** The outcome, with the figures the README shows. */
 export interface SimulationReport {
-  readonly options: Required<Omit<SimulationOptions, 'dynamoEndpoint' | 'onProgress'>>;
+  readonly options: Required<Omit<SimulationOptions, 'dynamoEndpoint' | 'onProgress' | 'hooks'>>;
   readonly signIns: number;
   readonly rotations: number;
   readonly idpRefreshCalls: number;
@@ -137,7 +180,8 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       SWEEP_CONCURRENCY: '16',
       IDP_RATE_LIMIT_RPS: '1000',
     });
-    const metrics = new InMemoryMetrics();
+    const hooks = input.hooks ?? {};
+    const metrics = hooks.metrics?.(clock) ?? new InMemoryMetrics();
     const logger = new MemoryLogger();
     const events = new LogEventPublisher(logger);
     const runtime = buildRuntime(config, {
@@ -146,16 +190,44 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       logger,
       events,
       random,
-      store: new DynamoDbTokenStore({
-        tableName,
-        cipher: LocalTokenCipher.fromBase64(keyBase64),
-        client: dynamo,
-      }),
+      store: wrap(
+        hooks.wrapStore,
+        new DynamoDbTokenStore({
+          tableName,
+          cipher: wrap(hooks.wrapCipher, LocalTokenCipher.fromBase64(keyBase64)),
+          client: dynamo,
+        }),
+      ),
     });
+    // Each call is timed and reported as Lambda would count it (invocation, error, duration).
+    const observed =
+      <E, R>(functionName: SimulatedFunction, handler: (event: E) => Promise<R>) =>
+      async (event: E): Promise<R> => {
+        const atMs = nowMs;
+        const started = performance.now();
+        try {
+          const result = await handler(event);
+          hooks.onInvoke?.({ functionName, atMs, durationMs: performance.now() - started, error: undefined });
+          return result;
+        } catch (error) {
+          const failed = error instanceof Error ? error : new Error(String(error));
+          hooks.onInvoke?.({ functionName, atMs, durationMs: performance.now() - started, error: failed });
+          throw error;
+        }
+      };
     const run = {
-      store: lambdaHandler(() => runtime, storeTokens),
-      get: lambdaHandler(() => runtime, getAccessToken),
-      sweep: lambdaHandler(() => runtime, refreshSweep),
+      store: observed(
+        'StoreTokens',
+        lambdaHandler(() => runtime, storeTokens),
+      ),
+      get: observed(
+        'GetAccessToken',
+        lambdaHandler(() => runtime, getAccessToken),
+      ),
+      sweep: observed(
+        'RefreshSweep',
+        lambdaHandler(() => runtime, refreshSweep),
+      ),
     };
 
     // Faults: the emulator fails this share of refresh requests, of assorted kinds.
@@ -179,6 +251,12 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
     for (let t = 0; t <= options.days * DAY; t += stepSeconds) {
       nowMs = (start + t) * 1000;
       const nowSeconds = start + t;
+      const step = await hooks.beforeStep?.({
+        nowMs,
+        elapsedSeconds: t,
+        transmit,
+        scanItems: () => scanAll(dynamo, tableName),
+      });
       // Sign-ins that fall in this step.
       const signing: Promise<void>[] = [];
       for (let u = 0; u < options.users; u++) {
@@ -215,8 +293,11 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       }
       await Promise.all(calls);
 
-      await run.sweep({ source: 'simulation' });
-      sweeps++;
+      if (step?.sweep !== false) {
+        // A failed sweep is a function error (counted by onInvoke); the next one takes over, as in AWS.
+        await run.sweep({ source: 'simulation' }).catch(() => undefined);
+        sweeps++;
+      }
       for (const event of events.published.splice(0)) {
         if (event.type === 'Reauth Required' && !endedAt.has(event.key.userId))
           endedAt.set(event.key.userId, event.at);
@@ -306,6 +387,10 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
     dynamo.destroy();
     await ownDynamo?.stop();
   }
+}
+
+function wrap<T>(wrapper: ((value: T) => T) | undefined, value: T): T {
+  return wrapper ? wrapper(value) : value;
 }
 
 function tally(counts: Record<string, number>, key: string, by = 1): void {

@@ -141,6 +141,7 @@ const INVALID_GRANT_MESSAGES: Readonly<
 };
 
 const STATUS_MESSAGES: Readonly<Record<number, string>> = {
+  403: 'Forbidden',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',

@@ -82,7 +82,8 @@ function assertFault(fault: Fault): void {
   if (parseFault(fault) === undefined) throw new TypeError('not a valid fault');
 }
 
-const FAULT_STATUSES: readonly number[] = [500, 502, 503, 504];
+// 403: the IdP refuses the app's client (a configuration fault, not a user's).
+const FAULT_STATUSES: readonly number[] = [500, 502, 503, 504, 403];
 const TARGETS: readonly unknown[] = ['refresh', 'token', 'both', undefined];
 
 /** Validates a fault received as JSON (the admin endpoint); undefined when it is not one. */

@@ -7,7 +7,7 @@ export type FaultTarget = 'refresh' | 'token' | 'both';
  * Without it the request is rejected before the refresh token is looked at.
  */
 export type Fault = (
-  | { kind: 'status'; status: 500 | 502 | 503 | 504; processFirst?: boolean }
+  | { kind: 'status'; status: 500 | 502 | 503 | 504 | 403; processFirst?: boolean }
   | { kind: 'rateLimit'; retryAfterSeconds: number }
   | { kind: 'timeout'; processFirst?: boolean }
   | { kind: 'reset'; processFirst?: boolean }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTokenKeeperApp } from '../../lib/app';
@@ -108,10 +109,13 @@ afterAll(() => {
   rmSync(outdir, { recursive: true, force: true });
 });
 
-describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
+describe('Classes: AwsSolutionsChecks and ServerlessChecks (over the token-keeper app)', () => {
   describe('Method: validateScope', () => {
-    it('reports no finding that is not acknowledged', () => {
-      const report = new AwsSolutionsChecks().validateScope(app);
+    it.each([
+      ['AwsSolutions', () => new AwsSolutionsChecks()],
+      ['Serverless', () => new ServerlessChecks()],
+    ] as const)('reports no %s finding that is not acknowledged', (_pack, pack) => {
+      const report = pack().validateScope(app);
       expect(
         report.violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath)}`),
       ).toEqual([]);
@@ -126,9 +130,19 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
       probeStack.exampleCaller?.function.addToRolePolicy(
         new iam.PolicyStatement({ actions: ['dynamodb:*'], resources: ['*'] }),
       );
+      new lambda.Function(probeStack, 'Unacknowledged', {
+        runtime: lambda.Runtime.NODEJS_24_X,
+        handler: 'index.handler',
+        code: lambda.Code.fromInline('export const handler = async () => 1;'),
+      });
       const rules = new AwsSolutionsChecks().validateScope(probe).violations.map((v) => v.ruleName);
       expect(rules).toEqual(
         expect.arrayContaining(['AwsSolutions-IAM5[Action::dynamodb:*]', 'AwsSolutions-IAM5[Resource::*]']),
+      );
+      // The Serverless pack is live too: a function that nobody acknowledged is reported.
+      const serverless = new ServerlessChecks().validateScope(probe).violations.map((v) => v.ruleName);
+      expect(serverless).toEqual(
+        expect.arrayContaining(['Serverless-LambdaDLQ', 'Serverless-LambdaTracing']),
       );
     });
   });
@@ -183,20 +197,34 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
   });
 
   describe('Acknowledgements', () => {
-    it('acknowledges only the four findings the design accepts, on the resources they concern', () => {
+    it('acknowledges only the findings the design accepts, on the resources they concern', () => {
+      const tk = 'TokenKeeper/TokenKeeper';
+      const functions = ['StoreTokens', 'GetAccessToken', 'Disconnect', 'RefreshSweep', 'ExpiryStream'];
+      const queues = ['SweepDeadLetterQueue', 'SweepFailureQueue', 'ExpiryStreamFailureQueue'];
+      const byPath = (a: { path: string; id: string }, b: { path: string; id: string }) =>
+        a.path.localeCompare(b.path) || a.id.localeCompare(b.id);
       expect(
         acknowledgements(app)
           .map(({ path, id }) => ({ path, id }))
-          .sort((a, b) => a.path.localeCompare(b.path)),
-      ).toEqual([
-        { path: 'TokenKeeper/TokenKeeper/ClientCredentials', id: 'AwsSolutions-SMG4' },
-        { path: 'TokenKeeper/TokenKeeper/ExpiryStreamFailureQueue', id: 'AwsSolutions-SQS3' },
-        {
-          path: 'TokenKeeper/TokenKeeper/ExpiryStreamListStreamsPolicy',
-          id: 'AwsSolutions-IAM5[Resource::*]',
-        },
-        { path: 'TokenKeeper/TokenKeeper/SweepDeadLetterQueue', id: 'AwsSolutions-SQS3' },
-      ]);
+          .sort(byPath),
+      ).toEqual(
+        [
+          { path: `${tk}/ClientCredentials`, id: 'AwsSolutions-SMG4' },
+          ...['Critical', 'Warning'].map((severity) => ({
+            path: `${tk}/Monitoring/${severity}AlarmTopic/ops@example.com`,
+            id: 'Serverless-SNSRedrivePolicy',
+          })),
+          { path: `${tk}/ExpiryStreamListStreamsPolicy`, id: 'AwsSolutions-IAM5[Resource::*]' },
+          ...queues.flatMap((q) => [
+            { path: `${tk}/${q}`, id: 'AwsSolutions-SQS3' },
+            { path: `${tk}/${q}`, id: 'Serverless-SQSRedrivePolicy' },
+          ]),
+          ...[...functions.map((f) => `${tk}/${f}`), 'TokenKeeper/ExampleCaller/Function'].flatMap((path) => [
+            { path, id: 'Serverless-LambdaDLQ' },
+            { path, id: 'Serverless-LambdaTracing' },
+          ]),
+        ].sort(byPath),
+      );
     });
 
     it('acknowledges the "*" resource on a policy holding nothing but ListStreams', () => {
@@ -212,7 +240,7 @@ describe('Class: AwsSolutionsChecks (over the token-keeper app)', () => {
     it('gives each acknowledgement a specific reason and never a whole rule family', () => {
       for (const { id, reason } of acknowledgements(app)) {
         expect(reason.length).toBeGreaterThan(20);
-        expect(id).toMatch(/^AwsSolutions-[A-Z]+\d+(\[.+\])?$/);
+        expect(id).toMatch(/^(AwsSolutions-[A-Z]+\d+(\[.+\])?|Serverless-[A-Za-z]+)$/);
         expect(id).not.toMatch(/^AwsSolutions-IAM5$/);
       }
     });
