@@ -67,7 +67,8 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** True when something accepts TCP connections on loopback `port`. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((done) => {
     const socket = new Socket();
     socket.once('connect', () => {
