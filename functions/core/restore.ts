@@ -53,7 +53,9 @@ export interface RestoreReport {
   restored: number;
   /** Records left quarantined, by reason. */
   skipped: Partial<Record<RestoreSkipReason, number>>;
-  /** Set when the restore stopped for time: pass it back to go on. */
+  /** False when the restore stopped for time: run it again with `cursor` to go on. */
+  complete: boolean;
+  /** Where to go on from, when not complete (undefined: from the start). */
   cursor: string | undefined;
 }
 
@@ -74,6 +76,7 @@ const RESERVE_MS = 5000;
 export class Restore {
   constructor(
     private readonly deps: Pick<RotationDeps, 'store' | 'clock' | 'metrics' | 'logger' | 'settings'>,
+    private readonly options: { readonly pageSize?: number } = {},
   ) {}
 
   /** Runs the restore until done or out of time. */
@@ -85,17 +88,19 @@ export class Restore {
       restorable: 0,
       restored: 0,
       skipped: {},
+      complete: true,
       cursor: undefined,
     };
     let cursor = request.cursor;
     do {
       if (budget.remainingMs() < RESERVE_MS) {
+        report.complete = false;
         report.cursor = cursor;
         break;
       }
       const page = await store.scanRecords(
         { status: 'REAUTH_REQUIRED', reauthFrom: request.from, reauthTo: request.to },
-        PAGE_SIZE,
+        this.options.pageSize ?? PAGE_SIZE,
         cursor,
       );
       for (const listed of page.records) {
@@ -117,7 +122,7 @@ export class Restore {
       restorable: report.restorable,
       restored: report.restored,
       skipped: Object.values(report.skipped).reduce((sum, n) => sum + n, 0),
-      complete: report.cursor === undefined,
+      complete: report.complete,
     });
     return report;
   }

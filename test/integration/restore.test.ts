@@ -113,6 +113,7 @@ describe('Restore of quarantined records (DynamoDB Local)', () => {
       restorable: 2,
       restored: 0,
       skipped: {},
+      complete: true,
       cursor: undefined,
     });
     expect(afterDry?.status).toBe('REAUTH_REQUIRED');
@@ -122,6 +123,7 @@ describe('Restore of quarantined records (DynamoDB Local)', () => {
       restorable: 2,
       restored: 2,
       skipped: {},
+      complete: true,
       cursor: undefined,
     });
     expect(again).toMatchObject({ matched: 0, restored: 0 });
@@ -171,6 +173,7 @@ describe('Restore of quarantined records (DynamoDB Local)', () => {
       restorable: 0,
       restored: 0,
       skipped: { refresh_expired: 1, past_deadline: 1 },
+      complete: true,
       cursor: undefined,
     });
     expect((await store.get(key('old')))?.status).toBe('REAUTH_REQUIRED');
