@@ -9,7 +9,8 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * The bundling of every function as `lib/function-defaults.ts` configures NodejsFunction
  * (kept in step by test/bench/bench-smoke.test.ts): ESM for Node.js 24, minified with names kept,
- * external source maps without sources, the AWS SDK bundled (nothing external), a `require` shim.
+ * external source maps without sources, the AWS SDK bundled but for the credential providers that
+ * are never reached in Lambda, a `require` shim.
  */
 export const STACK_BUNDLING = {
   format: 'esm',
@@ -20,7 +21,13 @@ export const STACK_BUNDLING = {
   sourceMap: true,
   sourcesContent: false,
   bundleAwsSDK: true,
-  externalModules: [] as string[],
+  // lib/function-defaults.ts UNREACHED_IN_LAMBDA: credential providers never reached in Lambda.
+  externalModules: [
+    '@aws-sdk/credential-provider-ini',
+    '@aws-sdk/credential-provider-process',
+    '@aws-sdk/credential-provider-sso',
+    '@aws-sdk/credential-provider-web-identity',
+  ] as string[],
   banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
 } as const;
 

@@ -26,6 +26,7 @@ export const FULL: BenchProfile = {
     dueRecords: 10_000,
     caseSeconds: 30,
     pageSize: 100,
+    baselineRotations: 300,
     cases: [
       { latencyMs: 0, concurrency: 64 },
       { latencyMs: 50, concurrency: 8 },
@@ -50,6 +51,11 @@ export const SMOKE: BenchProfile = {
   name: 'smoke',
   calls: { users: 12, warmRounds: 2, burst: 5 },
   latency: { warmup: 20, iterations: 100, cpuIterations: 20 },
-  sweep: { dueRecords: 40, pageSize: 100, cases: [{ latencyMs: 5, concurrency: 8, profileCpu: true }] },
+  sweep: {
+    dueRecords: 40,
+    pageSize: 100,
+    baselineRotations: 20,
+    cases: [{ latencyMs: 5, concurrency: 8, profileCpu: true }],
+  },
   coldStart: { sized: ['getAccessToken'], functions: ['getAccessToken'], runs: 1, withoutSourceMaps: false },
 };

@@ -4,9 +4,17 @@ import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
 import { startTransmitServer, type TransmitServer } from '../local/transmit-server';
 import { runChild } from './bundle';
+import type { BareRotationParams } from './children/bare-rotations';
 import type { SweepChildResult, SweepParams } from './children/sweep-child';
 import { type CpuShare, summarizeProfile } from './cpu-profile';
-import { type BenchTarget, breakdown, type CallBreakdown, localDynamoDb } from './instance';
+import {
+  type BenchTarget,
+  breakdown,
+  type CallBreakdown,
+  EMULATOR_CLIENT,
+  LOCAL_AWS,
+  localDynamoDb,
+} from './instance';
 import { COUNTED, type Counts, OffsetClock } from './instrument';
 import { findDynamoDbLocalPid, machineCpuMs, processCpuMs } from './machine';
 import { createBenchTable, deleteBenchTable, seedRecords } from './seed';
@@ -44,6 +52,11 @@ export interface SweepProfile {
   readonly caseSeconds?: number;
   /** Due entries per Query page and shard. */
   readonly pageSize: number;
+  /**
+   * Bare rotations after each case, in the same process at the same concurrency: the baseline of
+   * the CPU per rotation. @default 0 (none)
+   */
+  readonly baselineRotations?: number;
   readonly cases: readonly SweepCase[];
 }
 
@@ -62,6 +75,12 @@ export interface SweepCaseResult extends SweepCase {
   /** rotationsPerSecond / idealPerSecond (target at least 0.9). */
   readonly fraction: number;
   readonly serviceCpuMsPerRotation: number;
+  /** Service CPU per rotation once the instance is warm (its first rotations left out). */
+  readonly steadyCpuMsPerRotation: number | undefined;
+  /** CPU of the same four requests through bare clients, per rotation (same process, same concurrency, warm). */
+  readonly baselineCpuMsPerRotation: number | undefined;
+  /** steadyCpuMsPerRotation / baselineCpuMsPerRotation (target at most 1.3). */
+  readonly cpuRatio: number | undefined;
   readonly dynamoCpuMsPerRotation: number | undefined;
   readonly emulatorCpuMsPerRotation: number;
   /** Share of the machine's CPU that was busy (all processes, ours and others). */
@@ -191,7 +210,9 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
   const profileFile = spec.profileCpu
     ? join(dirname(ctx.childFile), `sweep-${ctx.index}.cpuprofile`)
     : undefined;
+  const baseline = await prepareBaseline(ctx, profile.baselineRotations ?? 0);
   const params: SweepParams = {
+    ...(baseline ? { baseline } : {}),
     target: ctx.target,
     offsetMs: ctx.clock.offsetMs,
     concurrency: spec.concurrency,
@@ -221,7 +242,7 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
       ? { busy: machineAfter.busy - before.machine.busy, total: machineAfter.total - before.machine.total }
       : undefined;
   const problems: string[] = [];
-  const refreshes = transmit.refreshLog.length - refreshesBefore;
+  const refreshes = transmit.refreshLog.length - refreshesBefore - (child.baseline?.rotations ?? 0);
   if (profile.caseSeconds === undefined && rotated !== due) problems.push(`rotated ${rotated} of ${due} due`);
   if (failed > 0) problems.push(`${failed} rotations failed`);
   if (child.summary.reauthRequired > 0)
@@ -240,6 +261,12 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
     idealPerSecond: ctx.ideal,
     fraction: Number.isFinite(ctx.ideal) ? rotationsPerSecond / ctx.ideal : Number.NaN,
     serviceCpuMsPerRotation: per(child.cpuMs),
+    baselineCpuMsPerRotation: child.baseline ? child.baseline.cpuMs / child.baseline.rotations : undefined,
+    steadyCpuMsPerRotation: child.steadyCpuMsPerRotation,
+    cpuRatio:
+      child.baseline && child.steadyCpuMsPerRotation !== undefined
+        ? child.steadyCpuMsPerRotation / (child.baseline.cpuMs / child.baseline.rotations)
+        : undefined,
     dynamoCpuMsPerRotation: dynamoCpu === undefined ? undefined : per(dynamoCpu),
     emulatorCpuMsPerRotation: per(emulatorCpuMs),
     machineBusyPercent: machine ? (100 * machine.busy) / machine.total : undefined,
@@ -259,6 +286,31 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
     logBytesPerRotation: per(run.stdoutBytes),
     ...(profileFile ? { cpuProfile: summarizeProfile(profileFile, ctx.childFile) } : {}),
     problems,
+  };
+}
+
+/** Records for the bare rotations (not due, so the sweep leaves them) and refresh tokens the emulator accepts. */
+async function prepareBaseline(ctx: CaseContext, count: number): Promise<BareRotationParams | undefined> {
+  if (count <= 0) return undefined;
+  const prefix = `bare-${ctx.index}-`;
+  await seedRecords({
+    target: ctx.target,
+    transmit: ctx.transmit,
+    clock: ctx.clock,
+    count,
+    userPrefix: prefix,
+  });
+  const userIds = Array.from({ length: count }, (_, n) => `${prefix}${n}`);
+  return {
+    dynamoEndpoint: ctx.target.dynamoEndpoint,
+    tableName: ctx.target.tableName,
+    transmitBaseUrl: ctx.target.transmitBaseUrl,
+    clientId: EMULATOR_CLIENT.clientId,
+    clientSecret: EMULATOR_CLIENT.clientSecret,
+    region: LOCAL_AWS.region,
+    credentials: LOCAL_AWS.credentials,
+    userIds,
+    refreshTokens: userIds.map((userId) => ctx.transmit.signIn(`${userId}-idp`).refresh_token),
   };
 }
 

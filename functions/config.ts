@@ -1,5 +1,6 @@
 import { ConfigurationError } from './core/errors';
 import type { LifetimePolicy } from './core/model';
+import { SETTING_BOUNDS as B, type IntegerBound } from './settings-bounds';
 
 const DAY = 86_400;
 
@@ -30,6 +31,49 @@ export interface IdTokenConfig {
   readonly audience: string;
 }
 
+/** The deadline of every AWS SDK call (DynamoDB, KMS, Secrets Manager, EventBridge). */
+export interface AwsCallLimits {
+  /** One attempt, from sending the request to the answer's headers; an attempt past it fails. */
+  readonly requestTimeoutMs: number;
+  /** Attempts per call, the first included: the SDK retries throttling and transient errors. */
+  readonly maxAttempts: number;
+}
+
+/** Defaults of {@link AwsCallLimits}: `AWS_REQUEST_TIMEOUT_MS` and `AWS_MAX_ATTEMPTS`. */
+export const DEFAULT_AWS_CALL_LIMITS: AwsCallLimits = Object.freeze({
+  requestTimeoutMs: 2000,
+  maxAttempts: 2,
+});
+
+/** The SDK's backoff before retry n (1-based) is at most min(cap, base x 2^(n-1)), jittered down. */
+export const AWS_RETRY_BASE_MS = 100;
+/** The longest backoff between two attempts of one AWS call. */
+export const AWS_RETRY_CAP_MS = 1000;
+
+/**
+ * Time kept on a lease beyond the IdP timeout and the bounded commit: leases are written with one
+ * instance's clock and judged with another's (NTP keeps Lambda clocks well under 100 ms apart), and
+ * an instance can stall briefly between steps (garbage collection, sealing the tokens).
+ */
+export const LEASE_MARGIN_MS = 1000;
+
+/** The longest one AWS call can take under `limits`: every attempt times out, every backoff is the longest. */
+export function awsCallBoundMs(limits: AwsCallLimits): number {
+  let backoffMs = 0;
+  for (let retry = 1; retry < limits.maxAttempts; retry++) {
+    backoffMs += Math.min(AWS_RETRY_CAP_MS, AWS_RETRY_BASE_MS * 2 ** (retry - 1));
+  }
+  return limits.maxAttempts * limits.requestTimeoutMs + backoffMs;
+}
+
+/**
+ * The longest one commit write can take: sealing the tokens (a KMS GenerateDataKey when the data
+ * key is due, with KMS) and the conditional PutItem, each bounded by `limits`.
+ */
+export function commitBoundMs(limits: AwsCallLimits, cipher: CipherConfig['kind']): number {
+  return (cipher === 'kms' ? 2 : 1) * awsCallBoundMs(limits);
+}
+
 /** Everything the functions read from the environment, read once. */
 export interface Config {
   readonly tableName: string;
@@ -39,14 +83,24 @@ export interface Config {
   readonly lifetimes: LifetimePolicy;
   readonly resourceLifetimes: Readonly<Record<string, Partial<LifetimePolicy>>>;
   readonly idpTimeoutMs: number;
+  /** Error codes (`error` or CIS `error_code`) that prove a refresh token dead; `npm run probe-idp` tells them. */
+  readonly idpDeadTokenCodes: readonly string[];
   readonly leaseSeconds: number;
+  /** Deadline and attempts of every AWS SDK call. */
+  readonly aws: AwsCallLimits;
+  /** The longest a commit write can take ({@link commitBoundMs}); the rotation keeps this much of its lease for it. */
+  readonly commitBoundMs: number;
   readonly dueShards: number;
   readonly sweepConcurrency: number;
   readonly idpRequestsPerSecond: number;
   readonly reauthSoonSeconds: number;
   /** Access-token lifetime assumed when a refresh answer omits `expires_in`. */
   readonly defaultAccessTokenSeconds: number;
+  /** Refresh tokens rejected (any users) within 10 minutes that open the rejection circuit breaker. */
+  readonly rejectionBreakerThreshold: number;
   readonly metricsNamespace: string;
+  /** POWERTOOLS_METRICS_DISABLED=true: no EMF records (local runs). */
+  readonly metricsDisabled: boolean;
   readonly serviceName: string;
   readonly eventBusName: string | undefined;
   readonly logLevel: string;
@@ -95,11 +149,24 @@ export function loadConfig(env: Env): Config {
   checkLifetimes('', lifetimes);
   const resourceLifetimes = parseResourceLifetimes(read.optional('RESOURCE_LIFETIMES'), lifetimes);
 
-  const idpTimeoutMs = read.int('IDP_TIMEOUT_MS', 5000, 100);
+  const idpTimeoutMs = read.int('IDP_TIMEOUT_MS', 5000, ...range(B.idpTimeoutMs));
   const leaseSeconds = read.int('LEASE_SECONDS', 30, 1);
-  if (leaseSeconds * 1000 <= idpTimeoutMs * 2) {
+  const aws: AwsCallLimits = Object.freeze({
+    requestTimeoutMs: read.int(
+      'AWS_REQUEST_TIMEOUT_MS',
+      DEFAULT_AWS_CALL_LIMITS.requestTimeoutMs,
+      50,
+      60_000,
+    ),
+    maxAttempts: read.int('AWS_MAX_ATTEMPTS', DEFAULT_AWS_CALL_LIMITS.maxAttempts, 1, 10),
+  });
+  const commitMs = commitBoundMs(aws, cipher.kind);
+  // A lease must outlive the IdP call and the commit after it, or a waiting caller may take it over
+  // and present the refresh token the IdP just consumed.
+  const neededMs = idpTimeoutMs + commitMs + LEASE_MARGIN_MS;
+  if (leaseSeconds * 1000 <= neededMs) {
     throw new ConfigurationError(
-      'LEASE_SECONDS must be longer than twice IDP_TIMEOUT_MS (a lease outlives a call and its commit)',
+      `LEASE_SECONDS must be longer than IDP_TIMEOUT_MS + the bounded commit (AWS_MAX_ATTEMPTS x AWS_REQUEST_TIMEOUT_MS + backoff${cipher.kind === 'kms' ? ', for KMS and DynamoDB' : ''}) + ${LEASE_MARGIN_MS} ms: ${leaseSeconds * 1000} ms <= ${idpTimeoutMs} + ${commitMs} + ${LEASE_MARGIN_MS} ms`,
     );
   }
   // On by default once a JWKS is named; ID_TOKEN_VERIFICATION=off is the explicit way out.
@@ -124,16 +191,30 @@ export function loadConfig(env: Env): Config {
     resourceLifetimes,
     idpTimeoutMs,
     leaseSeconds,
-    dueShards: read.int('DUE_SHARDS', 4, 1, 64),
-    sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, 1, 256),
-    idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, 1, 10_000),
-    reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, 0, 365) * DAY,
-    defaultAccessTokenSeconds: read.int('ACCESS_TOKEN_DEFAULT_SECONDS', 3600, 60, 7 * DAY),
+    aws,
+    commitBoundMs: commitMs,
+    dueShards: read.int('DUE_SHARDS', 4, ...range(B.dueShards)),
+    sweepConcurrency: read.int('SWEEP_CONCURRENCY', 8, ...range(B.sweepConcurrency)),
+    idpRequestsPerSecond: read.int('IDP_RATE_LIMIT_RPS', 20, ...range(B.idpRateLimitPerSecond)),
+    idpDeadTokenCodes: parseDeadTokenCodes(read.optional('IDP_DEAD_TOKEN_CODES')),
+    reauthSoonSeconds: read.int('REAUTH_SOON_DAYS', 14, ...range(B.reauthSoonDays)) * DAY,
+    defaultAccessTokenSeconds: read.int(
+      'ACCESS_TOKEN_DEFAULT_SECONDS',
+      3600,
+      ...range(B.accessTokenDefaultSeconds),
+    ),
+    rejectionBreakerThreshold: read.int('REJECTION_BREAKER_THRESHOLD', 10, 1, 1_000_000),
     metricsNamespace: read.optional('METRICS_NAMESPACE') ?? 'TokenKeeper',
+    metricsDisabled: read.optional('POWERTOOLS_METRICS_DISABLED')?.toLowerCase() === 'true',
     serviceName: read.optional('POWERTOOLS_SERVICE_NAME') ?? 'token-keeper',
     eventBusName: read.optional('EVENT_BUS_NAME'),
     logLevel: read.oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const, 'INFO'),
   });
+}
+
+/** A bound as the (min, max) arguments of `read.int`. */
+function range(bound: IntegerBound): [number, number] {
+  return [bound.min, bound.max];
 }
 
 /** Rejects lifetimes that cannot work together. */
@@ -177,6 +258,21 @@ function parseResourceLifetimes(
     result[resource] = Object.freeze(override);
   }
   return Object.freeze(result);
+}
+
+/** `IDP_DEAD_TOKEN_CODES`: comma-separated OAuth-style codes (lower case and underscores). */
+function parseDeadTokenCodes(raw: string | undefined): readonly string[] {
+  if (raw === undefined) return Object.freeze(['invalid_grant']);
+  const codes = raw
+    .split(',')
+    .map((code) => code.trim())
+    .filter((code) => code.length > 0);
+  if (codes.length === 0 || codes.some((code) => !/^[a-z_]{1,64}$/.test(code))) {
+    throw new ConfigurationError(
+      'IDP_DEAD_TOKEN_CODES must be a comma-separated list of error codes (lower case letters and _)',
+    );
+  }
+  return Object.freeze([...new Set(codes)]);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,6 +1,13 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
+import {
+  backlogAlarmPeriodsBound,
+  boundMessage,
+  type IntegerBound,
+  SETTING_BOUNDS,
+  withinBound,
+} from '../functions/settings-bounds';
 import type {
   IdentityProviderSettings,
   IdTokenVerificationSettings,
@@ -38,6 +45,13 @@ export const CONTEXT_KEYS = [
   'serviceName',
   'sweepIntervalMinutes',
   'sweepReservedConcurrency',
+  'sweepMemorySize',
+  'sweepConcurrency',
+  'dueShards',
+  'sweepBacklogAlarmPeriods',
+  'criticalAlarmTopicArn',
+  'warningAlarmTopicArn',
+  'clientCredentialsSecretKeyArn',
   'logLevel',
   'logRetentionDays',
   'removalPolicy',
@@ -74,11 +88,11 @@ export function stackFromContext(node: Node): StackFromContext {
   }
 
   const idTokenVerification = idTokenVerificationFrom(read);
-  const reauthSoonDays = read.int('reauthSoonDays');
+  const reauthSoonDays = read.int('reauthSoonDays', SETTING_BOUNDS.reauthSoonDays);
 
   const removal = read.oneOf('removalPolicy', ['retain', 'destroy'] as const) ?? 'retain';
   const reserved = read.string('sweepReservedConcurrency');
-  const sweepMinutes = read.int('sweepIntervalMinutes');
+  const sweepMinutes = read.int('sweepIntervalMinutes', SETTING_BOUNDS.sweepIntervalMinutes);
   const retentionDays = read.int('logRetentionDays');
   if (retentionDays !== undefined && !Object.values(logs.RetentionDays).includes(retentionDays)) {
     throw new Error(
@@ -94,7 +108,17 @@ export function stackFromContext(node: Node): StackFromContext {
       clientCredentialsSecretArn: read.string('clientCredentialsSecretArn'),
       eventBusName: read.string('eventBusName'),
       idTokenVerification,
-      idpRateLimitPerSecond: read.int('idpRateLimitPerSecond'),
+      idpRateLimitPerSecond: read.int('idpRateLimitPerSecond', SETTING_BOUNDS.idpRateLimitPerSecond),
+      sweepConcurrency: read.int('sweepConcurrency', SETTING_BOUNDS.sweepConcurrency),
+      dueShards: read.int('dueShards', SETTING_BOUNDS.dueShards),
+      sweepMemorySize: read.int('sweepMemorySize'),
+      sweepBacklogAlarmPeriods: read.int(
+        'sweepBacklogAlarmPeriods',
+        backlogAlarmPeriodsBound(sweepMinutes ?? DEFAULT_SWEEP_INTERVAL_MINUTES),
+      ),
+      criticalAlarmTopicArn: read.string('criticalAlarmTopicArn'),
+      warningAlarmTopicArn: read.string('warningAlarmTopicArn'),
+      clientCredentialsSecretKeyArn: read.string('clientCredentialsSecretKeyArn'),
       reauthSoon: reauthSoonDays === undefined ? undefined : Duration.days(reauthSoonDays),
       alarmEmail: read.string('alarmEmail'),
       serviceName: read.string('serviceName'),
@@ -104,7 +128,11 @@ export function stackFromContext(node: Node): StackFromContext {
           ? undefined
           : reserved === 'none'
             ? false
-            : parseInteger('sweepReservedConcurrency', reserved),
+            : inBound(
+                'sweepReservedConcurrency',
+                parseInteger('sweepReservedConcurrency', reserved),
+                SETTING_BOUNDS.sweepReservedConcurrency,
+              ),
       logLevel: read.oneOf('logLevel', [
         'DEBUG',
         'INFO',
@@ -149,10 +177,11 @@ function contextReader(node: Node) {
   };
   return {
     string,
-    int(key: string): number | undefined {
+    int(key: string, bound?: IntegerBound): number | undefined {
       const value = raw(key);
       if (value === undefined || value === null) return undefined;
-      return parseInteger(key, String(value));
+      const parsed = parseInteger(key, String(value));
+      return bound ? inBound(key, parsed, bound) : parsed;
     },
     bool(key: string): boolean | undefined {
       const value = raw(key);
@@ -170,6 +199,14 @@ function contextReader(node: Node) {
       return value as T;
     },
   };
+}
+
+/** The construct's default sweep interval, for the backlog bound when none is given. */
+const DEFAULT_SWEEP_INTERVAL_MINUTES = 15;
+
+function inBound(key: string, value: number, bound: IntegerBound): number {
+  if (!withinBound(value, bound)) throw new Error(`context ${boundMessage(key, bound)}`);
+  return value;
 }
 
 function parseInteger(key: string, value: string): number {

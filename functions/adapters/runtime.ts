@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type CipherConfig, type Config, configFromEnvironment } from '../config';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { type Config, configFromEnvironment } from '../config';
 import { ConfigurationError } from '../core/errors';
 import { ExpiryWatch } from '../core/expiry-watch';
 import { DEFAULT_SCHEDULE } from '../core/lifetimes';
@@ -20,6 +21,7 @@ import { Restore } from '../core/restore';
 import type { RotationDeps, RotationSettings } from '../core/rotation';
 import { Sweep } from '../core/sweep';
 import { TokenService } from '../core/token-service';
+import { awsClientConfig } from './aws-client-config';
 import { KmsTokenCipher } from './cipher/kms-cipher';
 import { LocalTokenCipher } from './cipher/local-cipher';
 import type { TokenCipher } from './cipher/token-cipher';
@@ -81,15 +83,22 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     overrides.logger ?? new JsonLogger({ serviceName: config.serviceName, logLevel: config.logLevel });
   const metrics =
     overrides.metrics ??
-    new EmfMetrics({ namespace: config.metricsNamespace, serviceName: config.serviceName });
+    new EmfMetrics({
+      namespace: config.metricsNamespace,
+      serviceName: config.serviceName,
+      disabled: config.metricsDisabled,
+    });
   const events =
     overrides.events ??
-    (config.eventBusName ? new EventBridgePublisher(config.eventBusName) : new LogEventPublisher(logger));
+    (config.eventBusName
+      ? new EventBridgePublisher(config.eventBusName, new EventBridgeClient(awsClientConfig(config.aws)))
+      : new LogEventPublisher(logger));
   const store =
     overrides.store ??
     new DynamoDbTokenStore({
       tableName: config.tableName,
-      cipher: overrides.cipher ?? cipherFor(config.cipher, clock),
+      limits: config.aws,
+      cipher: overrides.cipher ?? cipherFor(config, clock),
     });
   // storeTokens never calls the IdP, so it needs no IdP settings: build the client on first use.
   let built: IdentityProvider | undefined = overrides.idp;
@@ -149,13 +158,15 @@ export function rotationSettings(config: Config): RotationSettings {
   return {
     idpTimeoutMs: config.idpTimeoutMs,
     leaseMs: config.leaseSeconds * 1000,
-    commitReserveMs: Math.min(10_000, config.leaseSeconds * 1000 - config.idpTimeoutMs),
+    // The configuration check proved that the lease covers the IdP timeout plus this.
+    commitReserveMs: config.commitBoundMs,
     dueShards: config.dueShards,
     retryBaseSeconds: DEFAULT_SCHEDULE.retryBaseSeconds,
     retryCapSeconds: DEFAULT_SCHEDULE.retryCapSeconds,
     reauthRetentionSeconds: 30 * 86_400,
     reauthSoonSeconds: config.reauthSoonSeconds,
     defaultAccessTokenSeconds: config.defaultAccessTokenSeconds,
+    rejectionBreaker: { threshold: config.rejectionBreakerThreshold, windowSeconds: 600 },
     lifetimesFor: (resource: string): LifetimePolicy => ({
       ...config.lifetimes,
       ...config.resourceLifetimes[resource],
@@ -172,9 +183,10 @@ export function lifetimeSettings(config: Config): LifetimeSettings {
   return { defaults: config.lifetimes, resources, reauthSoonSeconds: config.reauthSoonSeconds };
 }
 
-function cipherFor(cipher: CipherConfig, clock: Clock): TokenCipher {
+function cipherFor(config: Config, clock: Clock): TokenCipher {
+  const { cipher } = config;
   return cipher.kind === 'kms'
-    ? new KmsTokenCipher({ keyId: cipher.keyId, clock })
+    ? new KmsTokenCipher({ keyId: cipher.keyId, clock, limits: config.aws })
     : LocalTokenCipher.fromBase64(cipher.keyBase64);
 }
 
@@ -185,6 +197,7 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     return new TransmitIdentityProvider({
       baseUrl: config.idp.baseUrl,
       credentials,
+      deadTokenCodes: config.idpDeadTokenCodes,
       clock,
       ...(fetchFn ? { fetch: fetchFn } : {}),
     });
@@ -193,6 +206,7 @@ function identityProviderFor(config: Config, overrides: RuntimeOverrides, clock:
     tokenEndpoint: config.idp.tokenEndpoint,
     clientAuth: config.idp.clientAuth,
     credentials,
+    deadTokenCodes: config.idpDeadTokenCodes,
     clock,
     ...(config.idp.revocationEndpoint ? { revocationEndpoint: config.idp.revocationEndpoint } : {}),
     ...(fetchFn ? { fetch: fetchFn } : {}),
@@ -221,7 +235,7 @@ function credentialsFor(config: Config): ClientCredentialsSource {
     );
   }
   return credentials.source === 'secretsManager'
-    ? new SecretsManagerClientCredentials({ secretId: credentials.secretId })
+    ? new SecretsManagerClientCredentials({ secretId: credentials.secretId, limits: config.aws })
     : new StaticClientCredentials(credentials.clientId, credentials.clientSecret);
 }
 

@@ -28,6 +28,11 @@ export interface AccessToken {
   readonly tokenType: string;
   /** When the access token expires, ISO 8601. */
   readonly expiresAt: string;
+  /**
+   * True when the token could not be refreshed now and is the best there is: valid until
+   * `expiresAt`, possibly for less than the validity that was asked for.
+   */
+  readonly stale: boolean;
 }
 
 /** Options of {@link createTokenKeeperClient}. */
@@ -209,7 +214,7 @@ function cacheKey(userId: string, resource: string): string {
   return JSON.stringify([userId, resource]);
 }
 
-/** Parses `{ accessToken, tokenType, expiresAt }`; never echoes the payload in an error. */
+/** Parses `{ accessToken, tokenType, expiresAt, stale }`; never echoes the payload in an error. */
 function parseAccessToken(text: string): CachedToken {
   const malformed = () =>
     new ConfigurationError(
@@ -222,7 +227,7 @@ function parseAccessToken(text: string): CachedToken {
     throw malformed();
   }
   if (typeof body !== 'object' || body === null) throw malformed();
-  const { accessToken, tokenType, expiresAt } = body as Record<string, unknown>;
+  const { accessToken, tokenType, expiresAt, stale } = body as Record<string, unknown>;
   if (
     typeof accessToken !== 'string' ||
     accessToken === '' ||
@@ -244,6 +249,7 @@ function parseAccessToken(text: string): CachedToken {
       accessToken: new Secret(accessToken),
       tokenType,
       expiresAt: new Date(expiresAtMs).toISOString(),
+      stale: stale === true,
     },
     expiresAtMs,
   };

@@ -24,10 +24,23 @@ export interface DueEntry {
   readonly dueAt: number;
 }
 
+/** The rejection circuit breaker's shared state (epoch seconds). */
+export interface BreakerState {
+  /** Set while the breaker is open. */
+  readonly openedAt: number | undefined;
+  /** Until then, an operator said rejections are real: they are acted on without counting. */
+  readonly trustUntil: number | undefined;
+}
+
 /** Persistence of token records. Adapters encrypt token material and translate SDK errors. */
 export interface TokenStore {
   /** Strongly consistent read. A record whose tokens cannot be decrypted comes back with `corrupt: true`. */
   get(key: RecordKey): Promise<TokenRecord | undefined>;
+  /**
+   * The record's version alone (a projection, strongly consistent): nothing is decrypted, so a
+   * writer that replaces a record needs no right to open the tokens in it. Undefined when absent.
+   */
+  currentVersion(key: RecordKey): Promise<number | undefined>;
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
   /** Takes the lease if the version is unchanged and no live lease exists, or renews it for its holder. */
@@ -38,6 +51,20 @@ export interface TokenStore {
     untilMs: number,
     nowMs: number,
   ): Promise<WriteOutcome>;
+  /** Adds one rejection to the window that starts at `windowStart`; returns the window's count. */
+  countRejection(windowStart: number, expiresAt: number): Promise<number>;
+  /** The rejection breaker's state (closed when never written). */
+  getBreaker(): Promise<BreakerState>;
+  /** Opens the breaker; 'conflict' when it was open already (someone else opened it first). */
+  openBreaker(openedAt: number): Promise<WriteOutcome>;
+  /** Closes the breaker, trusting rejections until `trustUntil`. */
+  closeBreaker(trustUntil: number): Promise<void>;
+  /**
+   * Marks a record whose tokens cannot be decrypted (`corruptAt`, version + 1) and takes it off the
+   * due index, if the version holds; the sealed tokens stay as they are for the operator. 'ok' only
+   * for the writer that marked it, so it is counted once per record.
+   */
+  markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome>;
   /**
    * Deletes the record (disconnect). With a fence, only while the record still has that version
    * ('conflict' otherwise, and when it is gone); without one, whatever it holds.
@@ -184,6 +211,8 @@ export type MetricName =
   | 'IdpConfigurationRejected'
   /** The rejection circuit breaker opened: rotations stopped, nobody more is marked. */
   | 'RotationCircuitOpen'
+  /** An answer that proved the token unconsumed (503, 429, refused) was retried within the lease. */
+  | 'IdpRetriedAtOnce'
   /** A disconnect found a new sign-in in place of the session it logged out, and left it. */
   | 'DisconnectSuperseded'
   /** Records whose lifetimes or due time a re-index lowered after a settings change. */
@@ -191,7 +220,15 @@ export type MetricName =
   /** Quarantined records an operator's restore put back to ACTIVE. */
   | 'RecordRestored'
   /** Quarantined records a restore left as they were (by reason). */
-  | 'RestoreSkipped';
+  | 'RestoreSkipped'
+  /** One per sweep run that finished: the heartbeat alarm watches it. */
+  | 'SweepCompleted'
+  /** A record whose tokens cannot be decrypted, counted once per record (when first found). */
+  | 'CorruptRecordFound'
+  /** A handler answered with a typed error (breakdown `error`: its public name); expected, not alarmed. */
+  | 'ErrorAnswered'
+  /** A handler failed with an error that is not a typed answer (breakdown `error`: its class name). */
+  | 'UnexpectedError';
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {

@@ -1,4 +1,5 @@
 import {
+  IdpConfigurationError,
   IdpPermanentError,
   IdpTransientError,
   type ReauthReason,
@@ -22,6 +23,7 @@ import type {
 } from './ports';
 import type { IdpRateLimiter } from './rate-limiter';
 import { tokensFromAnswer } from './refresh-answer';
+import { RejectionBreaker, type RejectionBreakerSettings } from './rejection-breaker';
 
 /** How much time the current invocation has left (the Lambda context's, in real milliseconds). */
 export interface Budget {
@@ -41,6 +43,7 @@ export interface RotationSettings {
   readonly reauthRetentionSeconds: number;
   /** How long before the rotation deadline the app gets a `Reauth Soon` event (0: never). */
   readonly reauthSoonSeconds: number;
+  readonly rejectionBreaker: RejectionBreakerSettings;
   /** Access-token lifetime assumed when a refresh answer has no usable `expires_in`. */
   readonly defaultAccessTokenSeconds: number;
   lifetimesFor(resource: string): LifetimePolicy;
@@ -72,17 +75,27 @@ export type RotationOutcome =
   /** The IdP rejected our token but a sibling had already rotated it: its record is current. */
   | { readonly kind: 'superseded'; readonly record: TokenRecord }
   | { readonly kind: 'reauth'; readonly reason: ReauthReason }
-  | { readonly kind: 'transient'; readonly retryAt: number | undefined }
+  /** `held`: the IdP rejected the token, but the rejection breaker is open, so it was kept. */
+  | { readonly kind: 'transient'; readonly retryAt: number | undefined; readonly held?: boolean }
+  /** The IdP refused the app's client: a deployment problem. Nothing was marked; retried later. */
+  | { readonly kind: 'configuration'; readonly retryAt: number | undefined }
   /** Too little time left in this invocation to call the IdP and commit safely. */
   | { readonly kind: 'no-time' };
 
 const COMMIT_ATTEMPTS = 6;
+/** Immediate retries of an answer that proves the token was not consumed, within one lease. */
+const IMMEDIATE_RETRIES = 2;
+const IMMEDIATE_RETRY_BASE_MS = 200;
 /** Time kept, at the end of a lease, for the last commit attempt to reach DynamoDB. */
 const COMMIT_SAFETY_MS = 500;
 
 /** The one rotation algorithm (DESIGN.md "Rotation"), shared by getAccessToken and the sweep. */
 export class Rotation {
-  constructor(private readonly deps: RotationDeps) {}
+  readonly breaker: RejectionBreaker;
+
+  constructor(private readonly deps: RotationDeps) {
+    this.breaker = new RejectionBreaker({ ...deps, settings: deps.settings.rejectionBreaker });
+  }
 
   /**
    * Rotates the refresh token of `record` (read with ConsistentRead by the caller): lease, one
@@ -104,34 +117,86 @@ export class Rotation {
     try {
       const leaseId = this.deps.newLeaseId();
       const leasedAtMs = clock.nowMs();
-      const leased = await store.acquireLease(
-        record.key,
-        record.version,
-        leaseId,
-        leasedAtMs + settings.leaseMs,
-        leasedAtMs,
-      );
+      const leaseUntilMs = leasedAtMs + settings.leaseMs;
+      const leased = await store.acquireLease(record.key, record.version, leaseId, leaseUntilMs, leasedAtMs);
       if (leased === 'conflict') return { kind: 'contended' };
-
-      let tokens: RefreshAnswer;
-      const startedMs = clock.nowMs();
-      try {
-        tokens = await idp.refresh(record.tokens.refreshToken, { timeoutMs: settings.idpTimeoutMs });
-      } catch (error) {
-        metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
-        release();
-        if (error instanceof IdpTransientError && error.status === 429)
-          limiter?.onRateLimited(error.retryAfterSeconds);
-        if (error instanceof IdpPermanentError) return await this.onPermanentFailure(record, leaseId, error);
-        return await this.onTransientFailure(record, leaseId, error);
+      // The lease's answer may come late (a slow or stalled store): what is left of the lease must
+      // still cover the IdP call and the commit, or a caller who takes the lapsed lease would
+      // present the same token. Not enough left: leave the lease to lapse and call nobody.
+      if (this.leaseLeftMs(leaseUntilMs) < needMs || budget.remainingMs() < needMs) {
+        metrics.count('RotationFailed', 1, { reason: 'lease_late' });
+        this.deps.logger.warn('lease granted too late to refresh safely; not calling the IdP', {
+          ...logKey(record.key),
+          leaseLeftMs: this.leaseLeftMs(leaseUntilMs),
+        });
+        return { kind: 'contended' };
       }
-      metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+
+      let answer: RefreshAnswer;
+      for (let attempt = 1; ; attempt++) {
+        const startedMs = clock.nowMs();
+        try {
+          answer = await idp.refresh(record.tokens.refreshToken, {
+            timeoutMs: Math.min(
+              settings.idpTimeoutMs,
+              this.leaseLeftMs(leaseUntilMs) - settings.commitReserveMs,
+            ),
+          });
+          metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+          break;
+        } catch (error) {
+          metrics.milliseconds('IdpLatency', clock.nowMs() - startedMs);
+          const retryInMs = this.immediateRetryDelay(error, attempt, leaseUntilMs, budget, limiter);
+          if (retryInMs !== undefined) {
+            metrics.count('IdpRetriedAtOnce');
+            await this.deps.sleep(retryInMs);
+            continue;
+          }
+          release();
+          if (error instanceof IdpTransientError && error.status === 429)
+            limiter?.onRateLimited(error.retryAfterSeconds);
+          if (error instanceof IdpPermanentError)
+            return await this.onPermanentFailure(record, leaseId, error);
+          if (error instanceof IdpConfigurationError)
+            return await this.onConfigurationFailure(record, leaseId, error);
+          return await this.onTransientFailure(record, leaseId, error);
+        }
+      }
       release();
       limiter?.onSuccess();
-      return await this.commit(record, leaseId, leasedAtMs + settings.leaseMs, tokens, budget);
+      return await this.commit(record, leaseId, leaseUntilMs, answer, budget);
     } finally {
       release();
     }
+  }
+
+  /**
+   * When the IdP's answer proves it did not consume the token (503, 429, refused connection), the
+   * same token may go again at once, inside this lease: callers then see a failure only when the
+   * IdP fails twice in a row. Returns the delay before the retry, or undefined when there is none:
+   * ambiguous failures (a timeout after sending, a reset, 502/504) are never retried here.
+   */
+  private immediateRetryDelay(
+    error: unknown,
+    attempt: number,
+    leaseUntilMs: number,
+    budget: Budget,
+    limiter: IdpRateLimiter | undefined,
+  ): number | undefined {
+    const { settings, random } = this.deps;
+    if (!(error instanceof IdpTransientError) || !error.notConsumed) return undefined;
+    if (attempt > IMMEDIATE_RETRIES) return undefined;
+    // The sweep's limiter owns its pace toward a rate-limited IdP; it does not retry a 429 here.
+    if (limiter && error.status === 429) return undefined;
+    const jittered = IMMEDIATE_RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + random() / 2);
+    const delayMs = Math.max(jittered, (error.retryAfterSeconds ?? 0) * 1000);
+    const needMs = delayMs + settings.idpTimeoutMs + settings.commitReserveMs;
+    if (this.leaseLeftMs(leaseUntilMs) < needMs || budget.remainingMs() < needMs) return undefined;
+    return delayMs;
+  }
+
+  private leaseLeftMs(leaseUntilMs: number): number {
+    return leaseUntilMs - this.deps.clock.nowMs();
   }
 
   /** Marks a record REAUTH_REQUIRED without calling the IdP (deadline reached, token expired). */
@@ -257,6 +322,8 @@ export class Rotation {
     for (let attempt = 1; ; attempt++) {
       try {
         const written = await store.put(next, { version: record.version, leaseId });
+        // An earlier attempt whose answer was lost may have been applied: then this is our own write.
+        if (written === 'conflict' && attempt > 1 && (await this.isOurCommit(next))) break;
         if (written === 'conflict') {
           // A new sign-in replaced the record, or our lease was taken over: the record moved on.
           metrics.count('RotationFailed', 1, { reason: 'commit_conflict' });
@@ -271,11 +338,13 @@ export class Rotation {
         const retryable = error instanceof StoreUnavailableError;
         let delayMs = Math.min(2000, 50 * 2 ** attempt) * (0.5 + this.deps.random() / 2);
         // Past the lease a waiting caller may take over and present the token the IdP just
-        // consumed: renew the lease when it would not cover the retry, and never sleep past it.
-        if (retryable && leaseUntilMs - this.deps.clock.nowMs() < delayMs + COMMIT_SAFETY_MS) {
+        // consumed: renew the lease when it would not cover the retry (the wait and one whole
+        // commit, which may take up to its bound before it fails), and never start one without.
+        const attemptMs = settings.commitReserveMs + COMMIT_SAFETY_MS;
+        if (retryable && leaseUntilMs - this.deps.clock.nowMs() < delayMs + attemptMs) {
           leaseUntilMs = await this.renewLease(record, leaseId);
         }
-        delayMs = Math.min(delayMs, leaseUntilMs - this.deps.clock.nowMs() - COMMIT_SAFETY_MS);
+        delayMs = Math.min(delayMs, leaseUntilMs - this.deps.clock.nowMs() - attemptMs);
         const tooLate = delayMs < 0 || budget.remainingMs() < delayMs + 1000;
         if (!retryable || attempt >= COMMIT_ATTEMPTS || tooLate) {
           metrics.count('PersistFailed');
@@ -311,6 +380,22 @@ export class Rotation {
     return { kind: 'rotated', record: next };
   }
 
+  /** True when the stored record is `next` as this rotation wrote it (its answer was lost on the way). */
+  private async isOurCommit(next: TokenRecord): Promise<boolean> {
+    try {
+      const stored = await this.deps.store.get(next.key);
+      return (
+        stored !== undefined &&
+        stored.version === next.version &&
+        stored.rotations === next.rotations &&
+        stored.lastRotatedAt === next.lastRotatedAt &&
+        stored.tokens?.refreshToken.reveal() === next.tokens?.refreshToken.reveal()
+      );
+    } catch {
+      return false;
+    }
+  }
+
   /** Renews our lease for the commit's retries; returns the new end, or 0 when it could not. */
   private async renewLease(record: TokenRecord, leaseId: string): Promise<number> {
     const nowMs = this.deps.clock.nowMs();
@@ -332,12 +417,17 @@ export class Rotation {
     // A sibling that rotated first makes our (now consumed) token look dead: that is not a failure.
     const current = await store.get(record.key);
     if (current && current.version !== record.version) return { kind: 'superseded', record: current };
-    metrics.count('RotationFailed', 1, { reason: 'rejected' });
     logger.warn('IdP rejected the refresh token', {
       ...logKey(record.key),
       status: error.status,
       code: error.code,
     });
+    if ((await this.breaker.admit()) === 'hold') {
+      // Too many users rejected at once: likelier our mistake than theirs. Keep the token, retry later.
+      const held = await this.onTransientFailure(record, leaseId, error, 'rejected_held');
+      return held.kind === 'transient' ? { ...held, held: true } : held;
+    }
+    metrics.count('RotationFailed', 1, { reason: 'rejected' });
     const marked = await this.markReauthRequired(record, 'refresh_rejected', leaseId);
     if (!marked) {
       const latest = await store.get(record.key);
@@ -346,14 +436,34 @@ export class Rotation {
     return { kind: 'reauth', reason: 'refresh_rejected' };
   }
 
+  /**
+   * The IdP refused the app's client (a permission, client or region mistake): nobody's token is
+   * at fault and none is marked. The record backs off like a transient failure; the metric alarms.
+   */
+  private async onConfigurationFailure(
+    record: TokenRecord,
+    leaseId: string,
+    error: IdpConfigurationError,
+  ): Promise<RotationOutcome> {
+    this.deps.metrics.count('IdpConfigurationRejected');
+    this.deps.logger.error("IdP refused the app's client; check its credentials and permissions", {
+      ...logKey(record.key),
+      status: error.status,
+      code: error.code,
+    });
+    const outcome = await this.onTransientFailure(record, leaseId, error, 'configuration');
+    return outcome.kind === 'transient' ? { kind: 'configuration', retryAt: outcome.retryAt } : outcome;
+  }
+
   private async onTransientFailure(
     record: TokenRecord,
     leaseId: string,
     error: unknown,
+    reasonOverride?: string,
   ): Promise<RotationOutcome> {
     const { store, metrics, logger, settings } = this.deps;
     const failures = record.failures + 1;
-    const reason = error instanceof IdpTransientError ? transientReason(error) : 'error';
+    const reason = reasonOverride ?? (error instanceof IdpTransientError ? transientReason(error) : 'error');
     metrics.count('RotationFailed', 1, { reason });
     const nowSeconds = this.nowSeconds();
     const dueAt = retryAt(
@@ -365,7 +475,8 @@ export class Rotation {
       this.deps.random,
     );
     // An IdP that could not answer is expected now and then; anything else is our problem.
-    const log = error instanceof IdpTransientError ? logger.warn.bind(logger) : logger.error.bind(logger);
+    const expected = error instanceof IdpTransientError || error instanceof IdpPermanentError;
+    const log = expected ? logger.warn.bind(logger) : logger.error.bind(logger);
     log('refresh failed; will retry', {
       ...logKey(record.key),
       failures,

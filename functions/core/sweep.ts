@@ -33,6 +33,18 @@ export interface SweepSettings {
   readonly reindex?: ReindexSettings;
 }
 
+/** Rotation attempts a sweep makes while the rejection breaker is open, to see whether the cause is gone. */
+const BREAKER_PROBES = 3;
+
+/** What one run has learnt so far, shared by its workers. */
+interface RunState {
+  readonly breakerOpen: boolean;
+  probesLeft: number;
+  rejectionsHeld: number;
+  /** Set when the IdP refused the app's client: no more rotations this run. */
+  halted: boolean;
+}
+
 type EntryResult = 'rotated' | 'failed' | 'reauthRequired' | 'skipped' | 'backlog';
 
 /** The scheduled sweep (DESIGN.md "The sweep"): rotates every record whose `dueAt` has come. */
@@ -66,6 +78,16 @@ export class Sweep {
     };
     const state = await store.readSweepState();
     const nowSeconds = Math.floor(this.deps.clock.nowMs() / 1000);
+    const run: RunState = {
+      breakerOpen: await this.rotation.breaker.isOpen(),
+      probesLeft: BREAKER_PROBES,
+      rejectionsHeld: 0,
+      halted: false,
+    };
+    if (run.breakerOpen) {
+      metrics.count('RotationCircuitOpen');
+      logger.error('rejection circuit breaker is open: this sweep only probes', { probes: BREAKER_PROBES });
+    }
     const cursors = new Map<number, string | undefined>();
     // A record written under a larger DUE_SHARDS stays in its shard until it is rotated (the
     // rotation moves it under the current count): keep querying every shard ever used.
@@ -94,7 +116,7 @@ export class Sweep {
       const batch = pages.flat().sort((a, b) => a.dueAt - b.dueAt);
       summary.due += batch.length;
 
-      const results = await this.processAll(batch, budget, limiter);
+      const results = await this.processAll(batch, budget, limiter, run);
       for (const result of results) summary[result]++;
       outOfTime = summary.backlog > 0;
     }
@@ -108,8 +130,13 @@ export class Sweep {
       }
     }
 
+    // Rotations succeeded and nobody was rejected while open: the cause is gone, close the breaker.
+    if (run.breakerOpen && summary.rotated > 0 && run.rejectionsHeld === 0)
+      await this.rotation.breaker.close();
     metrics.count('SweepDue', summary.due);
     metrics.count('SweepBacklog', summary.backlog);
+    // The heartbeat: its absence over two intervals means the sweep stopped running.
+    metrics.count('SweepCompleted');
     logger.info('sweep finished', { ...summary, moreShardsPending: cursors.size > 0 });
     return summary;
   }
@@ -119,6 +146,7 @@ export class Sweep {
     entries: DueEntry[],
     budget: Budget,
     limiter: IdpRateLimiter,
+    run: RunState,
   ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     let next = 0;
@@ -130,7 +158,7 @@ export class Sweep {
           results.push('backlog');
           continue;
         }
-        results.push(await this.processEntry(entry, budget, limiter));
+        results.push(await this.processEntry(entry, budget, limiter, run));
       }
     };
     // Twice as many workers as IdP slots: while one worker reads or commits (DynamoDB), another
@@ -140,7 +168,12 @@ export class Sweep {
     return results;
   }
 
-  private async processEntry(entry: DueEntry, budget: Budget, limiter: IdpRateLimiter): Promise<EntryResult> {
+  private async processEntry(
+    entry: DueEntry,
+    budget: Budget,
+    limiter: IdpRateLimiter,
+    run: RunState,
+  ): Promise<EntryResult> {
     const { store, metrics, logger } = this.deps;
     try {
       let record = await store.get(entry.key);
@@ -151,11 +184,14 @@ export class Sweep {
         return 'skipped';
       }
       if (record.corrupt || !record.tokens) {
-        metrics.count('RotationFailed', 1, { reason: 'corrupted' });
-        logger.error(
-          'stored tokens cannot be decrypted; record left as is for the operator',
-          logKey(record.key),
-        );
+        // Counted once per record: the mark takes it off the due index, so no later sweep sees it.
+        if ((await store.markCorrupt(record.key, record.version, nowSeconds)) === 'ok') {
+          metrics.count('CorruptRecordFound');
+          logger.error(
+            'stored tokens cannot be decrypted; record taken off the due index, tokens left for the operator',
+            logKey(record.key),
+          );
+        }
         return 'failed';
       }
       if (record.lease && record.lease.untilMs > nowMs) return 'skipped';
@@ -192,6 +228,12 @@ export class Sweep {
         return 'skipped';
       }
 
+      // The IdP refused the app's client: every rotation would fail the same way until it is fixed.
+      if (run.halted) return 'skipped';
+      if (run.breakerOpen) {
+        if (run.probesLeft <= 0) return 'skipped';
+        run.probesLeft--;
+      }
       const outcome = await this.rotation.rotate(record, budget, limiter);
       switch (outcome.kind) {
         case 'rotated':
@@ -199,6 +241,10 @@ export class Sweep {
         case 'reauth':
           return 'reauthRequired';
         case 'transient':
+          if (outcome.held) run.rejectionsHeld++;
+          return 'failed';
+        case 'configuration':
+          run.halted = true;
           return 'failed';
         case 'no-time':
           return 'backlog';

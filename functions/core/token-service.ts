@@ -1,4 +1,10 @@
-import { ReauthRequiredError, RefreshUnavailableError, TokenNotFoundError, ValidationError } from './errors';
+import {
+  ConfigurationError,
+  ReauthRequiredError,
+  RefreshUnavailableError,
+  TokenNotFoundError,
+  ValidationError,
+} from './errors';
 import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
@@ -31,8 +37,11 @@ export interface DisconnectResult {
   readonly idpLogout: TerminationOutcome | 'failed' | 'skipped';
 }
 
-/** How long a caller waits for a sibling's refresh, at most. */
-const MAX_WAIT_MS = 10_000;
+/** Slack after a sibling's lease ends for its commit to become visible, before a waiter takes over. */
+const LEASE_SLACK_MS = 250;
+/** First and longest pause between two reads while waiting for a sibling's refresh. */
+const FIRST_WAIT_MS = 50;
+const MAX_WAIT_STEP_MS = 1000;
 /** Clock skew tolerated on `authenticatedAt` in the future. */
 const FUTURE_SKEW_SECONDS = 300;
 const STORE_ATTEMPTS = 3;
@@ -72,7 +81,8 @@ export class TokenService {
     }
 
     for (let attempt = 1; ; attempt++) {
-      const existing = await store.get(input.key);
+      // The version alone: storeTokens never opens the tokens it replaces (no kms:Decrypt).
+      const existingVersion = await store.currentVersion(input.key);
       const record: TokenRecord = {
         key: input.key,
         status: 'ACTIVE',
@@ -91,7 +101,7 @@ export class TokenService {
         rotationDeadline,
         // A brand-new record starts at its creation time in ms, not at 1: if the old record was
         // deleted (TTL, disconnect), a writer still holding its version cannot match the new one.
-        version: existing ? existing.version + 1 : this.deps.clock.nowMs(),
+        version: existingVersion !== undefined ? existingVersion + 1 : this.deps.clock.nowMs(),
         lease: undefined,
         dueShard: shardOf(input.key, settings.dueShards),
         dueAt: nextDueAt(
@@ -112,7 +122,7 @@ export class TokenService {
         reauthReason: undefined,
         reauthSoonNotifiedAt: undefined,
       };
-      const written = await store.put(record, { version: existing?.version });
+      const written = await store.put(record, { version: existingVersion });
       if (written === 'ok') {
         metrics.count('TokensStored');
         logger.info('tokens stored', { ...logKey(input.key), version: record.version });
@@ -130,8 +140,12 @@ export class TokenService {
    */
   async getAccessToken(input: GetAccessTokenInput, budget: Budget): Promise<ServedAccessToken> {
     const { clock } = this.deps;
-    const waitUntilMs = clock.nowMs() + Math.min(MAX_WAIT_MS, Math.max(0, budget.remainingMs() - 1000));
-    let waitMs = 25;
+    // A sibling's lease bounds its refresh, so waiting for it is bounded by one lease; the caller's
+    // own time bounds it too (one second is kept to answer).
+    const waitUntilMs =
+      clock.nowMs() +
+      Math.min(this.deps.settings.leaseMs + LEASE_SLACK_MS, Math.max(0, budget.remainingMs() - 1000));
+    let waitMs = FIRST_WAIT_MS;
     let record = await this.readLive(input.key);
     const first = record;
 
@@ -161,17 +175,29 @@ export class TokenService {
           case 'transient':
           case 'no-time':
             return this.serveStaleOrFail(record);
+          case 'configuration':
+            return this.serveStaleOrFail(record, 'configuration');
           case 'contended':
             break;
         }
       } else if (inBackoff) {
-        return this.serveStaleOrFail(record);
+        return this.serveStaleOrFail(
+          record,
+          record.lastError === 'configuration' ? 'configuration' : undefined,
+        );
       }
 
-      // Someone else is refreshing: wait for the version to move, then serve what they stored.
-      if (clock.nowMs() + waitMs > waitUntilMs) return this.serveStaleOrFail(record);
-      await this.deps.sleep(waitMs * (0.5 + this.deps.random() / 2));
-      waitMs = Math.min(waitMs * 2, 400);
+      // Someone else is refreshing: wait for the version to move, then serve what they stored. The
+      // pauses grow (50 ms doubling to 1 s, jittered) so a crowd of waiters reads little, and never
+      // run past the sibling's lease: once it lapses, this caller may take the lease itself.
+      const leaseEndMs = record.lease ? record.lease.untilMs + LEASE_SLACK_MS : clock.nowMs() + waitMs;
+      const pauseMs = Math.min(
+        waitMs * (0.5 + this.deps.random() / 2),
+        Math.max(1, leaseEndMs - clock.nowMs()),
+      );
+      if (clock.nowMs() + pauseMs > waitUntilMs) return this.serveStaleOrFail(record);
+      await this.deps.sleep(pauseMs);
+      waitMs = Math.min(waitMs * 2, MAX_WAIT_STEP_MS);
       record = await this.readLive(input.key);
     }
   }
@@ -268,9 +294,18 @@ export class TokenService {
     }
   }
 
-  /** While the IdP cannot refresh, an access token that has not expired is better than none. */
-  private serveStaleOrFail(record: TokenRecord): ServedAccessToken {
+  /**
+   * While the IdP cannot refresh (or a sibling's refresh did not finish within the caller's time),
+   * an access token that has not expired is better than none: it is served marked `stale`, with
+   * its true expiry, even when it has less validity left than was asked for.
+   */
+  private serveStaleOrFail(record: TokenRecord, why?: 'configuration'): ServedAccessToken {
     if (record.accessExpiresAt > this.nowSeconds() && record.tokens) return this.serve(record, 'stale');
+    if (why === 'configuration') {
+      throw new ConfigurationError(
+        "the identity provider refused the app's client (credentials, permissions or region); no valid access token right now",
+      );
+    }
     throw new RefreshUnavailableError(
       `no valid access token for user "${record.key.userId}" right now (the refresh could not be done); retry later`,
     );

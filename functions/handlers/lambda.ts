@@ -25,6 +25,7 @@ export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
       current = runtime();
       return await body(current, event, budget);
     } catch (error) {
+      if (current) countError(current, error);
       throw publicError(error, current ?? { logger: consoleLogger });
     } finally {
       current?.flush();
@@ -40,6 +41,22 @@ const consoleLogger: Pick<Runtime, 'logger'>['logger'] = {
   error: (message, fields) =>
     process.stderr.write(`${JSON.stringify({ level: 'ERROR', message, ...fields })}\n`),
 };
+
+/**
+ * Counts what a call ended with: a typed answer (an unknown user, a sign-in needed, bad input, a
+ * dependency down right now) is expected and counted by name, never alarmed; anything else is an
+ * unexpected error, which the UnexpectedErrors alarm watches. Error names are a few class names.
+ */
+export function countError(runtime: Pick<Runtime, 'metrics'>, error: unknown): void {
+  const name = error instanceof Error ? error.name : typeof error;
+  if (error instanceof Error && (PUBLIC_ERROR_NAMES as readonly string[]).includes(name)) {
+    runtime.metrics.count('ErrorAnswered', 1, { error: name });
+  } else {
+    runtime.metrics.count('UnexpectedError', 1, {
+      error: /^[A-Za-z0-9_]{1,64}$/.test(name) ? name : 'Other',
+    });
+  }
+}
 
 /** Maps an error to one that may cross the handler boundary. */
 export function publicError(error: unknown, runtime: Pick<Runtime, 'logger'>): Error {

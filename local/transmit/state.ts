@@ -24,6 +24,14 @@ export interface MintContext {
   readonly lifetimes: Lifetimes;
   /** Read at signing time: the default issuer is the base URL, known only once the server listens. */
   issuer(): string;
+  /** Whether a reuse outside the grace revokes the whole family, or rejects only that token. */
+  readonly reuseRevokesFamily: boolean;
+}
+
+/** What a client token may do: a limited client's token is valid but lacks the permissions. */
+interface ClientTokenRecord {
+  readonly expiresAtMs: number;
+  readonly limited: boolean;
 }
 
 /** The result of presenting a refresh token: a new token set, or why not (a value, not an exception). */
@@ -69,7 +77,9 @@ function opaqueToken(): string {
  */
 export class TransmitState {
   readonly #mint: MintContext;
-  readonly #clientTokens = new Map<string, number>();
+  readonly #clientTokens = new Map<string, ClientTokenRecord>();
+  /** Hash of each user access token issued, to its session's family. */
+  readonly #accessTokens = new Map<string, string>();
   readonly #families = new Map<string, Family>();
   readonly #familyBySession = new Map<string, string>();
   readonly #refreshTokens = new Map<string, RefreshRecord>();
@@ -86,11 +96,18 @@ export class TransmitState {
     return this.#reuseDetections;
   }
 
-  /** Issues a client access token (the client credentials grant). */
-  issueClientToken(resource: string | undefined, nowMs: number): ClientTokenResponse {
+  /** Issues a client access token (the client credentials grant); `limited` lacks permissions. */
+  issueClientToken(
+    resource: string | undefined,
+    nowMs: number,
+    client: { readonly clientId: string; readonly limited: boolean } = {
+      clientId: this.#mint.clientId,
+      limited: false,
+    },
+  ): ClientTokenResponse {
     const ttl = this.#mint.lifetimes.clientTokenTtlSeconds;
     const iat = Math.floor(nowMs / 1000);
-    const { clientId } = this.#mint;
+    const { clientId } = client;
     const accessToken = this.#mint.signer.sign({
       iss: this.#mint.issuer(),
       sub: clientId,
@@ -100,14 +117,24 @@ export class TransmitState {
       exp: iat + ttl,
       jti: randomUUID(),
     });
-    this.#clientTokens.set(sha256Hex(accessToken), nowMs + ttl * 1000);
+    this.#clientTokens.set(sha256Hex(accessToken), {
+      expiresAtMs: nowMs + ttl * 1000,
+      limited: client.limited,
+    });
     return { access_token: accessToken, token_type: 'Bearer', expires_in: ttl, scope: '' };
   }
 
-  /** True when the token was issued by this server and has not expired. */
-  isClientTokenValid(token: string, nowMs: number): boolean {
-    const expiresAtMs = this.#clientTokens.get(sha256Hex(token));
-    return expiresAtMs !== undefined && nowMs < expiresAtMs;
+  /** `full` or `limited` for a live client token of this server, `invalid` for anything else. */
+  clientTokenAccess(token: string, nowMs: number): 'full' | 'limited' | 'invalid' {
+    const record = this.#clientTokens.get(sha256Hex(token));
+    if (!record || nowMs >= record.expiresAtMs) return 'invalid';
+    return record.limited ? 'limited' : 'full';
+  }
+
+  /** True when the token is a user access token issued for this session (not checked for expiry). */
+  isAccessTokenOfSession(token: string, sessionId: string): boolean {
+    const familyId = this.#accessTokens.get(sha256Hex(token));
+    return familyId !== undefined && familyId === this.#familyOfSession(sessionId)?.id;
   }
 
   /** Starts a session (a successful sign-in) and returns its first token set. */
@@ -153,7 +180,7 @@ export class TransmitState {
       const graceSeconds = this.#mint.lifetimes.reuseGraceSeconds;
       if (graceSeconds <= 0 || nowMs >= record.consumedAtMs + graceSeconds * 1000) {
         // Strictest IdP behaviour: a replayed token may be stolen, so nothing of the sign-in survives.
-        family.revoked = true;
+        if (this.#mint.reuseRevokesFamily) family.revoked = true;
         this.#reuseDetections += 1;
         return { outcome: 'reuse', familyId };
       }
@@ -235,13 +262,15 @@ export class TransmitState {
       sid: family.sessionId,
       auth_time: Math.floor(family.authenticatedAtMs / 1000),
     };
+    const accessToken = signer.sign({
+      ...common,
+      aud: resource ?? clientId,
+      client_id: clientId,
+      jti: randomUUID(),
+    });
+    this.#accessTokens.set(sha256Hex(accessToken), family.id);
     return {
-      access_token: signer.sign({
-        ...common,
-        aud: resource ?? clientId,
-        client_id: clientId,
-        jti: randomUUID(),
-      }),
+      access_token: accessToken,
       id_token: signer.sign({ ...common, aud: clientId, jti: randomUUID() }),
       refresh_token: refreshToken,
       token_type: 'Bearer',

@@ -74,3 +74,26 @@ export interface TransmitStats {
   readonly families: number;
   readonly revokedFamilies: number;
 }
+
+/**
+ * How the emulator answers a dead refresh token (unknown, expired, revoked, reused, past the
+ * rotation deadline). Transmit's public documentation does not say, so each form is offered:
+ * - `mixed`: `400 {"message","error_code":400,"error":"invalid_grant"}` (the default);
+ * - `oauth`: `400 {"error":"invalid_grant","error_description"}` (RFC 6749 section 5.2);
+ * - `cis-400`: `400 {"message","error_code":<deadTokenErrorCode>}` (CIS style, no `error`);
+ * - `cis-401`: `401 {"message","error_code":<deadTokenErrorCode>}` (CIS style, no `error`).
+ */
+export type DeadTokenStyle = 'mixed' | 'oauth' | 'cis-400' | 'cis-401';
+
+/** How the emulator answers a logout (also undocumented). */
+export interface LogoutBehaviour {
+  /** The status of a successful logout. @default 204 */
+  readonly loggedOut?: 200 | 204;
+  /** The status for a session that does not exist (or no longer does). @default 404 */
+  readonly unknownSession?: 404 | 400 | 204;
+  /**
+   * Whether the app's client token may log a session out. When false only the user's own access
+   * token (of that session) may, and a client token is answered 403. @default true
+   */
+  readonly acceptsClientToken?: boolean;
+}

@@ -137,10 +137,11 @@ describe('Least privilege (issue 5)', () => {
       );
       switch (name) {
         case 'storeTokens':
+          // Issue 10 item 6: it reads the previous version with a projection, so it opens no token.
           return [
             logs,
-            table('dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'),
-            tokenKey('kms:Decrypt', 'kms:GenerateDataKey'),
+            table('dynamodb:GetItem', 'dynamodb:PutItem'),
+            tokenKey('kms:GenerateDataKey'),
             writerStorageKey,
           ];
         case 'getAccessToken':
@@ -165,6 +166,12 @@ describe('Least privilege (issue 5)', () => {
             writerStorageKey,
             secret,
             putEvents,
+            // Its asynchronous on-failure destination (issue 10 item 3).
+            {
+              effect: 'Allow',
+              actions: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+              resources: [arn(tk.sweepFailureQueue.queueArn)],
+            },
           ];
         case 'disconnect':
           return [
@@ -220,7 +227,7 @@ describe('Least privilege (issue 5)', () => {
         [
           'dynamodb:GetItem',
           'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
+          // kms:Decrypt here is the storage key's, through DynamoDB only (the token key: GenerateDataKey).
           'kms:Decrypt',
           'kms:DescribeKey',
           'kms:Encrypt',
@@ -260,6 +267,9 @@ describe('Least privilege (issue 5)', () => {
           'logs:CreateLogStream',
           'logs:PutLogEvents',
           'secretsmanager:GetSecretValue',
+          'sqs:GetQueueAttributes',
+          'sqs:GetQueueUrl',
+          'sqs:SendMessage',
         ],
       ],
       [
@@ -364,6 +374,13 @@ describe('Least privilege (issue 5)', () => {
       expect(secretKeyUsers.map(({ roleId }) => roleId).sort()).toEqual(callers);
       for (const { statement } of secretKeyUsers) {
         expect(statement.actions).toEqual(['kms:Decrypt']);
+        // Issue 10 item 8: through Secrets Manager, for this secret only.
+        expect(statement.condition).toEqual({
+          StringEquals: {
+            'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com',
+            'kms:EncryptionContext:SecretARN': IMPORTED_SECRET_ARN,
+          },
+        });
       }
     });
   });
@@ -391,7 +408,7 @@ describe('Least privilege (issue 5)', () => {
         tokenKeyGrants().map(({ roleId, statement }) => [roleId, statement.actions] as const),
       );
       expect(byRole).toEqual({
-        [roleIdOf(built.stack, tk.storeTokensFunction)]: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        [roleIdOf(built.stack, tk.storeTokensFunction)]: ['kms:GenerateDataKey'],
         [roleIdOf(built.stack, tk.getAccessTokenFunction)]: ['kms:Decrypt', 'kms:GenerateDataKey'],
         [roleIdOf(built.stack, tk.refreshSweepFunction)]: ['kms:Decrypt', 'kms:GenerateDataKey'],
         [roleIdOf(built.stack, tk.disconnectFunction)]: ['kms:Decrypt'],

@@ -155,18 +155,24 @@ describe('Class: TokenKeeper', () => {
   });
 
   describe('Resource: keys and secret', () => {
-    it('creates two customer-managed keys, both rotating, retained by default', () => {
-      base.template.resourceCountIs('AWS::KMS::Key', 2);
+    it('creates three customer-managed keys (tokens, table, alarm topics), all rotating', () => {
+      base.template.resourceCountIs('AWS::KMS::Key', 3);
+      const dataKeys = [base.stack.tokenKeeper.tokenKey, base.stack.tokenKeeper.storageKey].map((key) =>
+        logicalId(base.stack, key),
+      );
+      for (const id of dataKeys) {
+        expect(base.template.findResources('AWS::KMS::Key')[id]).toMatchObject({ DeletionPolicy: 'Retain' });
+      }
       for (const key of Object.values(base.template.findResources('AWS::KMS::Key'))) {
-        expect(key).toMatchObject({ DeletionPolicy: 'Retain', Properties: { EnableKeyRotation: true } });
+        expect(key).toMatchObject({ Properties: { EnableKeyRotation: true } });
       }
     });
 
-    it('lets CloudWatch use the storage key for the alarm topic, and no service use the token key', () => {
+    it('lets no service use the storage key (DynamoDB only, through the roles) or the token key', () => {
       const keys = base.template.findResources('AWS::KMS::Key');
       const statementsOf = (key: { node: { defaultChild?: unknown } }) =>
         JSON.stringify(keys[logicalId(base.stack, key)]?.Properties.KeyPolicy.Statement);
-      expect(statementsOf(base.stack.tokenKeeper.storageKey)).toContain('cloudwatch.amazonaws.com');
+      expect(statementsOf(base.stack.tokenKeeper.storageKey)).not.toContain('amazonaws.com');
       expect(statementsOf(base.stack.tokenKeeper.tokenKey)).not.toContain('amazonaws.com');
     });
 
@@ -483,9 +489,9 @@ describe('Class: TokenKeeper', () => {
       });
     });
 
-    it('bounds the sweep to one concurrent execution and does not retry a failed sweep', () => {
+    it('reserves no concurrency by default (deploys in a new account) and does not retry a failed sweep', () => {
       const sweep = base.stack.tokenKeeper.refreshSweepFunction;
-      expect(functionProps(base, sweep).ReservedConcurrentExecutions).toBe(1);
+      expect(functionProps(base, sweep).ReservedConcurrentExecutions).toBeUndefined();
       base.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
         FunctionName: { Ref: logicalId(base.stack, sweep) },
         MaximumRetryAttempts: 0,
@@ -610,7 +616,9 @@ describe('Class: TokenKeeper', () => {
     });
 
     it('throws on a sweep interval that is not whole minutes', () => {
-      expect(build({ sweepInterval: Duration.seconds(90) })).toThrow(/whole number of minutes/);
+      expect(build({ sweepInterval: Duration.seconds(90) })).toThrow(
+        /sweepInterval \(whole minutes\) must be an integer/,
+      );
     });
 
     it('throws on shard, concurrency and service-name values the functions would reject', () => {

@@ -30,13 +30,6 @@ import { caught } from '../support/caught';
 import { localDynamoClientAt } from '../support/dynamo';
 import { createTable, localDynamoClient, rawItems } from '../support/harness';
 
-/** The raw token records of a table (`u#` items), without the sweep's own state item. */
-async function tokenItems(client: DynamoDBClient, tableName: string): Promise<Record<string, unknown>[]> {
-  return (await rawItems(client, tableName)).filter((item) =>
-    (item.pk as { S?: string } | undefined)?.S?.startsWith('u#'),
-  );
-}
-
 /** 2026-01-01T00:00:00Z in epoch seconds. */
 const T0 = Date.UTC(2026, 0, 1) / 1000;
 const T0_MS = T0 * 1000;
@@ -52,6 +45,12 @@ const CANARY = {
 
 const alice: RecordKey = { userId: 'alice', resource: 'default' };
 const bob: RecordKey = { userId: 'bob', resource: 'default' };
+
+/** The raw items of token records (keys `u#...`): the service's own items (sweep state, breaker) left out. */
+async function recordItems(client: DynamoDBClient, tableName: string): Promise<Record<string, unknown>[]> {
+  const items = await rawItems(client, tableName);
+  return items.filter((item) => (item.pk as { S?: string } | undefined)?.S?.startsWith('u#'));
+}
 
 function newCipher(): LocalTokenCipher {
   return new LocalTokenCipher(randomBytes(32));
@@ -262,7 +261,7 @@ describe('Class: DynamoDbTokenStore', () => {
 
       // Assess
       expect(outcome).toBe('conflict');
-      expect(await tokenItems(client, tableName)).toHaveLength(0);
+      expect(await recordItems(client, tableName)).toHaveLength(0);
     });
 
     it('writes when the fenced lease is the stored one, and the written record carries no lease', async () => {
@@ -357,7 +356,7 @@ describe('Class: DynamoDbTokenStore', () => {
       await store.put(written, { version: undefined });
 
       // Assess
-      const [item] = await tokenItems(client, tableName);
+      const [item] = await recordItems(client, tableName);
       expect(Object.keys(item ?? {}).sort()).toEqual(
         [
           'pk',
@@ -393,7 +392,7 @@ describe('Class: DynamoDbTokenStore', () => {
       });
 
       // Assess
-      const [item] = await tokenItems(client, tableName);
+      const [item] = await recordItems(client, tableName);
       expect(item).not.toHaveProperty('sealed');
       expect(item).not.toHaveProperty('leaseId');
       expect(item).not.toHaveProperty('dueAt');
@@ -407,7 +406,7 @@ describe('Class: DynamoDbTokenStore', () => {
       await store.put(written, { version: undefined });
 
       // Assess
-      const [item] = await tokenItems(client, tableName);
+      const [item] = await recordItems(client, tableName);
       expect(item).toMatchObject({
         pk: { S: 'u#alice' },
         sk: { S: 'r#default' },
@@ -427,7 +426,7 @@ describe('Class: DynamoDbTokenStore', () => {
       for (const key of keys) await store.put(fullRecord(key), { version: undefined });
 
       // Assess
-      const items = await tokenItems(client, tableName);
+      const items = await recordItems(client, tableName);
       expect(items).toHaveLength(3);
       const raw = JSON.stringify(items);
       for (const canary of Object.values(CANARY)) expect(raw).not.toContain(canary);
@@ -542,6 +541,49 @@ describe('Class: DynamoDbTokenStore', () => {
     });
   });
 
+  describe('Method: currentVersion', () => {
+    it('reads the version alone and never opens the sealed tokens', async () => {
+      // Prepare
+      await store.put(fullRecord(alice, { version: 41 }), { version: undefined });
+      const opening = new DynamoDbTokenStore({
+        tableName,
+        client,
+        cipher: {
+          seal: () => Promise.reject(new Error('must not seal')),
+          open: () => Promise.reject(new Error('must not open')),
+        },
+      });
+
+      // Act
+      const [version, absent] = [await opening.currentVersion(alice), await opening.currentVersion(bob)];
+
+      // Assess
+      expect(version).toBe(41);
+      expect(absent).toBeUndefined();
+    });
+  });
+
+  describe('Method: markCorrupt', () => {
+    it('marks the record, steps the version and takes it off the due index, keeping the sealed tokens', async () => {
+      // Prepare
+      await store.put(dueRecord(alice, 1, T0), { version: undefined });
+      const sealedBefore = await rawSealed(client, tableName, alice);
+
+      // Act
+      const first = await store.markCorrupt(alice, 1, T0 + 5);
+      const again = await store.markCorrupt(alice, 1, T0 + 6);
+
+      // Assess
+      expect([first, again]).toEqual(['ok', 'conflict']);
+      const [item] = await recordItems(client, tableName);
+      expect(item).toMatchObject({ corruptAt: { N: String(T0 + 5) }, version: { N: '2' } });
+      expect(item).not.toHaveProperty('dueAt');
+      expect(item).not.toHaveProperty('dueShard');
+      expect(await rawSealed(client, tableName, alice)).toBe(sealedBefore);
+      expect((await allDue(store, 1, T0 + DAY, 10)).entries).toEqual([]);
+    });
+  });
+
   describe('Method: acquireLease', () => {
     const untilMs = T0_MS + 30_000;
 
@@ -619,7 +661,7 @@ describe('Class: DynamoDbTokenStore', () => {
 
       // Assess
       expect(outcome).toBe('conflict');
-      expect(await tokenItems(client, tableName)).toHaveLength(0);
+      expect(await recordItems(client, tableName)).toHaveLength(0);
     });
   });
 
@@ -703,7 +745,7 @@ describe('Class: DynamoDbTokenStore', () => {
       expect(index.Items).toHaveLength(1);
       expect(index.Items?.[0]?.pk).toEqual({ S: 'u#alice' });
       expect(due.entries.map((e) => e.key)).toEqual([alice]);
-      expect(await tokenItems(client, tableName)).toHaveLength(3);
+      expect(await recordItems(client, tableName)).toHaveLength(3);
     });
 
     it('drops a record from the index once a put writes it without due keys', async () => {

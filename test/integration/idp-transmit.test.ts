@@ -1,7 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransmitIdentityProvider } from '../../functions/adapters/idp/transmit';
-import { ConfigurationError, IdpPermanentError, IdpTransientError } from '../../functions/core/errors';
+import { IdpConfigurationError, IdpPermanentError, IdpTransientError } from '../../functions/core/errors';
 import { Secret } from '../../functions/core/secret';
+import {
+  startTransmitServer,
+  type TransmitServer,
+  type TransmitServerOptions,
+} from '../../local/transmit-server';
 import { caught, shown } from '../support/caught';
 import {
   ManualClock,
@@ -109,16 +114,15 @@ describe('Class: TransmitIdentityProvider', () => {
 
       // Assess
       expect(tokens.accessToken).toBeInstanceOf(Secret);
-      expect(tokens.accessToken.reveal()).toBe(ACCESS_TOKEN);
-      expect(tokens.refreshToken.reveal()).toBe(NEW_REFRESH_TOKEN);
+      expect(tokens.accessToken?.reveal()).toBe(ACCESS_TOKEN);
+      expect(tokens.refreshToken?.reveal()).toBe(NEW_REFRESH_TOKEN);
       expect(tokens.idToken?.reveal()).toBe(ID_TOKEN);
       expect(tokens.tokenType).toBe('Bearer');
       expect(tokens.expiresIn).toBe(3600);
-      expect(tokens.sessionId).toBeUndefined();
       expect(JSON.stringify(tokens)).not.toContain('CANARY');
     });
 
-    it('accepts an answer without id_token and token_type (token_type defaults to Bearer)', async () => {
+    it('accepts an answer without id_token and token_type', async () => {
       // Prepare
       server.enqueue(REFRESH_PATH, {
         status: 200,
@@ -130,7 +134,7 @@ describe('Class: TransmitIdentityProvider', () => {
 
       // Assess
       expect(tokens.idToken).toBeUndefined();
-      expect(tokens.tokenType).toBe('Bearer');
+      expect(tokens.tokenType).toBeUndefined();
       expect(tokens.expiresIn).toBe(60);
     });
 
@@ -182,14 +186,14 @@ describe('Class: TransmitIdentityProvider', () => {
       const tokens = await refresh();
 
       // Assess
-      expect(tokens.refreshToken.reveal()).toBe(NEW_REFRESH_TOKEN);
+      expect(tokens.refreshToken?.reveal()).toBe(NEW_REFRESH_TOKEN);
       const refreshes = server.requestsTo(REFRESH_PATH);
       expect(refreshes.map((r) => r.headers.authorization)).toEqual(['Bearer ct-1', 'Bearer ct-2']);
       expect(refreshes.map((r) => r.body)).toEqual([refreshes[0]!.body, refreshes[0]!.body]);
       expect(server.requestsTo(TOKEN_PATH)).toHaveLength(2);
     });
 
-    it('treats a second 401 as permanent, after exactly one retry', async () => {
+    it('treats a second 401 as a configuration problem, after exactly one retry', async () => {
       // Prepare
       const unauthorized: Reply = {
         status: 401,
@@ -201,19 +205,32 @@ describe('Class: TransmitIdentityProvider', () => {
       const error = await caught(refresh());
 
       // Assess
+      expect(error).toBeInstanceOf(IdpConfigurationError);
+      expect((error as IdpConfigurationError).status).toBe(401);
+      expect((error as IdpConfigurationError).code).toBe('unauthorized');
+      expect(server.requestsTo(REFRESH_PATH)).toHaveLength(2);
+    });
+
+    it('treats a second 401 with a dead-token code as proof, after exactly one retry', async () => {
+      // Prepare
+      const dead: Reply = {
+        status: 401,
+        body: { message: 'Invalid refresh token', error_code: 'invalid_grant' },
+      };
+      server.enqueue(REFRESH_PATH, dead, dead);
+
+      // Act
+      const error = await caught(refresh());
+
+      // Assess
       expect(error).toBeInstanceOf(IdpPermanentError);
-      expect((error as IdpPermanentError).status).toBe(401);
-      expect((error as IdpPermanentError).code).toBe('unauthorized');
+      expect((error as IdpPermanentError).code).toBe('invalid_grant');
       expect(server.requestsTo(REFRESH_PATH)).toHaveLength(2);
     });
 
     it.each([
       [400, { error: 'invalid_grant', error_description: `token ${REFRESH_TOKEN} revoked` }, 'invalid_grant'],
-      [400, { message: 'Refresh token expired', error_code: 'token_expired' }, 'token_expired'],
-      [400, { message: 'Bad request', error_code: 400 }, undefined],
-      [400, { error: 'Free Text With Spaces' }, undefined],
-      [400, { error: 'x'.repeat(65) }, undefined],
-      [403, { message: 'Forbidden' }, undefined],
+      [400, { message: 'Refresh token expired', error_code: 'invalid_grant' }, 'invalid_grant'],
     ])('classifies HTTP %s %j as IdpPermanentError with code %s', async (status, body, code) => {
       // Prepare
       server.enqueue(REFRESH_PATH, { status, body });
@@ -226,24 +243,49 @@ describe('Class: TransmitIdentityProvider', () => {
       expect((error as IdpPermanentError).status).toBe(status);
       expect((error as IdpPermanentError).code).toBe(code);
       expect(error.message).toContain(`HTTP ${status}`);
-      if (code) expect(error.message).toContain(code);
+      expect(error.message).toContain(code);
       expect(error.message).not.toContain('revoked');
       expectNoCanary(error);
     });
 
     it.each([
-      [408, { message: 'timeout' }],
-      [429, { message: 'Too many requests' }],
-      [500, { message: 'boom' }],
-      [502, '<html>Bad gateway</html>'],
-      [503, { message: 'unavailable' }],
-      [504, ''],
-      [404, { message: 'Not found' }],
-      [409, { message: 'conflict' }],
-      [302, ''],
-      [400, '<html>proxy error</html>'],
+      [403, { message: 'Forbidden' }],
       [403, '<html>WAF</html>'],
-    ])('classifies HTTP %s (%j) as IdpTransientError', async (status, body) => {
+      [400, { error: 'invalid_request' }],
+      [400, { message: 'no', error_code: 'unauthorized_client' }],
+    ])('classifies HTTP %s %j as IdpConfigurationError', async (status, body) => {
+      // Prepare
+      server.enqueue(REFRESH_PATH, { status, body });
+
+      // Act
+      const error = await caught(refresh());
+
+      // Assess
+      expect(error).toBeInstanceOf(IdpConfigurationError);
+      expect(error.message).toContain(`HTTP ${status}`);
+      expectNoCanary(error);
+    });
+
+    it.each([
+      [408, { message: 'timeout' }, false],
+      [429, { message: 'Too many requests' }, true],
+      [500, { message: 'boom' }, false],
+      [502, '<html>Bad gateway</html>', false],
+      [503, { message: 'unavailable' }, true],
+      [504, '', false],
+      [404, { message: 'Not found' }, false],
+      [409, { message: 'conflict' }, false],
+      [302, '', false],
+      [400, '<html>proxy error</html>', false],
+      [400, { message: 'Refresh token expired', error_code: 'token_expired' }, false],
+      [400, { message: 'Bad request', error_code: 400 }, false],
+      [400, { error: 'Free Text With Spaces' }, false],
+      [400, { error: 'x'.repeat(65) }, false],
+      [400, { error: 'temporarily_unavailable' }, true],
+      [400, { error: 'slow_down' }, true],
+      [500, { error: 'server_error' }, false],
+      [503, { error: 'server_error' }, false],
+    ])('classifies HTTP %s (%j) as IdpTransientError, notConsumed %s', async (status, body, notConsumed) => {
       // Prepare
       server.enqueue(REFRESH_PATH, {
         status,
@@ -258,6 +300,7 @@ describe('Class: TransmitIdentityProvider', () => {
       expect(error).toBeInstanceOf(IdpTransientError);
       expect((error as IdpTransientError).status).toBe(status);
       expect((error as IdpTransientError).retryable).toBe(true);
+      expect((error as IdpTransientError).notConsumed).toBe(notConsumed);
       expect(error.message).toContain(`HTTP ${status}`);
       expectNoCanary(error);
     });
@@ -329,47 +372,63 @@ describe('Class: TransmitIdentityProvider', () => {
 
       // Assess
       expect(error).toBeInstanceOf(IdpTransientError);
-      expect(error.message).toContain('network error');
+      // A pooled keep-alive socket reads as a reset (maybe consumed), a new connection as refused.
+      expect(error.message).toMatch(/network error|connection refused/);
       server = await startScriptedServer(); // for afterEach
     });
 
     it.each([
-      ['missing access_token', { refresh_token: NEW_REFRESH_TOKEN, expires_in: 3600 }],
-      ['missing refresh_token', { access_token: ACCESS_TOKEN, expires_in: 3600 }],
-      ['empty refresh_token', { access_token: ACCESS_TOKEN, refresh_token: '', expires_in: 3600 }],
-      ['numeric access_token', { access_token: 12345, refresh_token: NEW_REFRESH_TOKEN, expires_in: 3600 }],
+      ['missing access_token', { refresh_token: NEW_REFRESH_TOKEN, expires_in: 3600 }, '-r-e'],
+      ['missing refresh_token', { access_token: ACCESS_TOKEN, expires_in: 3600 }, 'a--e'],
+      ['empty refresh_token', { access_token: ACCESS_TOKEN, refresh_token: '', expires_in: 3600 }, 'a--e'],
+      [
+        'numeric access_token',
+        { access_token: 12345, refresh_token: NEW_REFRESH_TOKEN, expires_in: 3600 },
+        '-r-e',
+      ],
       [
         'expires_in as a string',
         { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: '3600' },
+        'ar-e',
       ],
-      ['zero expires_in', { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: 0 }],
-      ['missing expires_in', { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN }],
+      [
+        'expires_in as words',
+        { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: 'an hour' },
+        'ar--',
+      ],
+      ['missing expires_in', { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN }, 'ar--'],
       [
         'numeric token_type',
-        { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: 1, token_type: 1 },
+        { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: 3600, token_type: 1 },
+        'ar-e',
       ],
       [
         'object id_token',
-        { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: 1, id_token: {} },
+        { access_token: ACCESS_TOKEN, refresh_token: NEW_REFRESH_TOKEN, expires_in: 3600, id_token: {} },
+        'ar-e',
       ],
-      ['a JSON array', [ACCESS_TOKEN, NEW_REFRESH_TOKEN]],
-      ['not JSON', `access_token=${ACCESS_TOKEN}&refresh_token=${NEW_REFRESH_TOKEN}`],
-      ['an empty body', ''],
-    ])('throws IdpTransientError for a malformed 200 (%s) without quoting it', async (_label, body) => {
+      ['a JSON array', [ACCESS_TOKEN, NEW_REFRESH_TOKEN], '----'],
+      ['not JSON', `access_token=${ACCESS_TOKEN}&refresh_token=${NEW_REFRESH_TOKEN}`, '----'],
+      ['an empty body', '', '----'],
+    ])('resolves a sloppy 200 (%s) with what is usable, never throwing', async (_label, body, usable) => {
       // Prepare
       server.enqueue(REFRESH_PATH, { status: 200, body });
 
       // Act
-      const error = await caught(refresh());
+      const answer = await refresh();
 
       // Assess
-      expect(error).toBeInstanceOf(IdpTransientError);
-      expect(error.message).toBe('malformed refresh response');
-      expect((error as IdpTransientError).status).toBe(200);
-      expectNoCanary(error);
+      const seen = [
+        answer.accessToken ? 'a' : '-',
+        answer.refreshToken ? 'r' : '-',
+        answer.idToken ? 'i' : '-',
+        answer.expiresIn === 3600 ? 'e' : '-',
+      ].join('');
+      expect(seen).toBe(usable);
+      expect(JSON.stringify(answer)).not.toContain('CANARY');
     });
 
-    it('throws ConfigurationError, without calling refresh, when the IdP refuses the client', async () => {
+    it('throws IdpConfigurationError, without calling refresh, when the IdP refuses the client', async () => {
       // Prepare
       server.enqueue(
         TOKEN_PATH,
@@ -384,24 +443,31 @@ describe('Class: TransmitIdentityProvider', () => {
       const error = await caught(refresh());
 
       // Assess
-      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error).toBeInstanceOf(IdpConfigurationError);
       expect(error).not.toBeInstanceOf(IdpPermanentError);
       expect(server.requestsTo(REFRESH_PATH)).toHaveLength(0);
       expectNoCanary(error);
     });
 
-    it('throws IdpTransientError when the client token endpoint is down', async () => {
-      // Prepare
-      server.enqueue(TOKEN_PATH, { status: 503, headers: { 'retry-after': '10' } });
+    it.each([
+      [503, { 'retry-after': '10' }, 10],
+      [502, {}, undefined],
+    ])(
+      'throws IdpTransientError, not consumed, when the client token endpoint answers %s',
+      async (status, headers, retryAfter) => {
+        // Prepare
+        server.enqueue(TOKEN_PATH, { status, headers });
 
-      // Act
-      const error = await caught(refresh());
+        // Act
+        const error = await caught(refresh());
 
-      // Assess
-      expect(error).toBeInstanceOf(IdpTransientError);
-      expect((error as IdpTransientError).retryAfterSeconds).toBe(10);
-      expect(server.requestsTo(REFRESH_PATH)).toHaveLength(0);
-    });
+        // Assess
+        expect(error).toBeInstanceOf(IdpTransientError);
+        expect((error as IdpTransientError).retryAfterSeconds).toBe(retryAfter);
+        expect((error as IdpTransientError).notConsumed).toBe(true);
+        expect(server.requestsTo(REFRESH_PATH)).toHaveLength(0);
+      },
+    );
   });
 
   describe('Method: logout', () => {
@@ -451,11 +517,11 @@ describe('Class: TransmitIdentityProvider', () => {
     });
 
     it.each([
-      [400, IdpPermanentError],
-      [403, IdpPermanentError],
+      [400, IdpTransientError],
+      [403, IdpConfigurationError],
       [500, IdpTransientError],
       [429, IdpTransientError],
-    ])('classifies HTTP %s like refresh', async (status, errorClass) => {
+    ])('classifies HTTP %s like refresh (nothing proves a token dead)', async (status, errorClass) => {
       // Prepare
       server.enqueue(LOGOUT_PATH, { status, body: { message: `session ${SESSION_ID}` } });
 
@@ -475,5 +541,105 @@ describe('Class: TransmitIdentityProvider', () => {
         /baseUrl/,
       );
     });
+  });
+});
+
+describe('Class: TransmitIdentityProvider, against the emulator in each variant', () => {
+  const running: TransmitServer[] = [];
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((emulator) => emulator.close()));
+  });
+
+  async function emulate(options: TransmitServerOptions = {}): Promise<TransmitServer> {
+    const emulator = await startTransmitServer(options);
+    running.push(emulator);
+    return emulator;
+  }
+
+  const appIdp = (emulator: TransmitServer, deadTokenCodes?: readonly string[]) =>
+    new TransmitIdentityProvider({
+      baseUrl: emulator.baseUrl,
+      credentials: new RotatingCredentials('local-client', ['local-secret']),
+      ...(deadTokenCodes ? { deadTokenCodes } : {}),
+    });
+
+  it.each([
+    ['mixed', undefined, undefined, IdpPermanentError],
+    ['oauth', undefined, undefined, IdpPermanentError],
+    ['cis-400', undefined, undefined, IdpTransientError],
+    ['cis-400', 'invalid_refresh_token', undefined, IdpTransientError],
+    ['cis-400', 'invalid_refresh_token', ['invalid_refresh_token'], IdpPermanentError],
+    ['cis-401', undefined, undefined, IdpConfigurationError],
+    ['cis-401', 'invalid_refresh_token', ['invalid_refresh_token'], IdpPermanentError],
+  ] as const)(
+    'reads a reused token answered %s (error_code %s, dead codes %j) as %O',
+    async (style, code, deadTokenCodes, errorClass) => {
+      // Prepare
+      const emulator = await emulate({
+        deadTokenStyle: style,
+        ...(code ? { deadTokenErrorCode: code } : {}),
+      });
+      const user = emulator.signIn('ana@example.com');
+      const provider = appIdp(emulator, deadTokenCodes);
+      await provider.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 });
+
+      // Act
+      const error = await caught(provider.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 }));
+
+      // Assess
+      expect(error).toBeInstanceOf(errorClass);
+      expect(shown(error)).not.toContain(user.refresh_token);
+    },
+  );
+
+  it.each([
+    [{ loggedOut: 200 }, 'logged_out', 'already_gone'],
+    [{ unknownSession: 204 }, 'logged_out', 'logged_out'],
+    [{ unknownSession: 400 }, 'logged_out', IdpTransientError],
+    [{ acceptsClientToken: false }, IdpConfigurationError, IdpConfigurationError],
+  ] as const)(
+    'logs out against logout %j: %O, then %O for an unknown session',
+    async (logout, first, second) => {
+      // Prepare
+      const emulator = await emulate({ logout });
+      const user = emulator.signIn('ana@example.com');
+      const provider = appIdp(emulator);
+      const run = (sessionId: string) =>
+        provider.logout(new Secret(sessionId), { timeoutMs: 5000 }).catch((error: unknown) => error);
+
+      // Act
+      const outcomes = [await run(user.session_id), await run('sid-never-issued-0123456789')];
+
+      // Assess
+      for (const [outcome, expected] of [
+        [outcomes[0], first],
+        [outcomes[1], second],
+      ] as const) {
+        if (typeof expected === 'string') expect(outcome).toBe(expected);
+        else expect(outcome).toBeInstanceOf(expected);
+      }
+    },
+  );
+
+  it('reads a 403 to a client without permissions as a configuration problem, the token untouched', async () => {
+    // Prepare
+    const emulator = await emulate({
+      limitedClient: { clientId: 'limited', clientSecret: 'limited-secret' },
+    });
+    const user = emulator.signIn('ana@example.com');
+    const limited = new TransmitIdentityProvider({
+      baseUrl: emulator.baseUrl,
+      credentials: new RotatingCredentials('limited', ['limited-secret']),
+    });
+
+    // Act
+    const error = await caught(limited.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 }));
+    const afterwards = await appIdp(emulator).refresh(new Secret(user.refresh_token), { timeoutMs: 5000 });
+
+    // Assess
+    expect(error).toBeInstanceOf(IdpConfigurationError);
+    expect((error as IdpConfigurationError).status).toBe(403);
+    expect(afterwards.refreshToken).toBeDefined();
   });
 });

@@ -531,6 +531,176 @@ describe('Class: TransmitServer', () => {
     });
   });
 
+  describe('Option: variants of what the public documentation does not settle', () => {
+    const DAY = 86_400;
+
+    it.each([
+      ['mixed', undefined, 400, { message: expect.any(String), error_code: 400, error: 'invalid_grant' }],
+      ['oauth', undefined, 400, { error: 'invalid_grant', error_description: expect.any(String) }],
+      ['cis-400', undefined, 400, { message: expect.any(String), error_code: 400 }],
+      ['cis-401', undefined, 401, { message: expect.any(String), error_code: 401 }],
+      [
+        'cis-401',
+        'invalid_refresh_token',
+        401,
+        { message: expect.any(String), error_code: 'invalid_refresh_token' },
+      ],
+    ] as const)(
+      'answers a reused token in the %s style (error_code %s)',
+      async (style, code, status, body) => {
+        // Prepare
+        const { server, clientToken } = await start({
+          deadTokenStyle: style,
+          ...(code ? { deadTokenErrorCode: code } : {}),
+        });
+        const user = server.signIn('ana@example.com');
+        await refresh(server, clientToken, user.refresh_token);
+
+        // Act
+        const replay = await refresh(server, clientToken, user.refresh_token);
+        const unknown = await refresh(server, clientToken, 'never-issued-token-0123456789');
+
+        // Assess
+        expect(replay.status).toBe(status);
+        expect(replay.body).toEqual(body);
+        expect(unknown.status).toBe(status);
+        expect(server.refreshLog.map((entry) => entry.outcome)).toEqual(['rotated', 'reuse', 'unknown']);
+      },
+    );
+
+    it.each([
+      [true, 400],
+      [false, 200],
+    ])('with reuseRevokesFamily %s, the newest token after a reuse answers %s', async (revokes, status) => {
+      // Prepare
+      const { server, clientToken } = await start({ reuseRevokesFamily: revokes });
+      const user = server.signIn('ana@example.com');
+      const rotated = await refresh(server, clientToken, user.refresh_token);
+
+      // Act
+      const replay = await refresh(server, clientToken, user.refresh_token);
+      const newest = await refresh(server, clientToken, rotated.body.refresh_token as string);
+
+      // Assess
+      expect(replay.status).toBe(400);
+      expect(newest.status).toBe(status);
+      expect(server.reuseDetections).toBe(1);
+    });
+
+    it.each([14, 365])(
+      'with a maximum rotation of %s days, rotates up to it and refuses at it',
+      async (days) => {
+        // Prepare
+        const { server, clock, clientToken } = await start({
+          refreshTokenTtlSeconds: 14 * DAY,
+          maxRotationSeconds: days * DAY,
+          clientTokenTtlSeconds: 400 * DAY,
+        });
+        let token = server.signIn('ana@example.com').refresh_token;
+        let elapsed = 0;
+        while (elapsed + 13 * DAY < days * DAY) {
+          clock.advanceSeconds(13 * DAY);
+          elapsed += 13 * DAY;
+          const rotated = await refresh(server, clientToken, token);
+          expect(rotated.status).toBe(200);
+          token = rotated.body.refresh_token as string;
+        }
+
+        // Act
+        clock.advanceSeconds(days * DAY - elapsed - 1);
+        const lastSecond = await refresh(server, clientToken, token);
+        clock.advanceSeconds(1);
+        const atDeadline = await refresh(server, clientToken, lastSecond.body.refresh_token as string);
+
+        // Assess
+        expect(lastSecond.status).toBe(200);
+        expect(atDeadline.status).toBe(400);
+        expect(server.refreshLog.at(-1)?.outcome).toBe('deadline');
+      },
+    );
+
+    it.each([
+      [{ loggedOut: 200 }, 200, 404],
+      [{ loggedOut: 204, unknownSession: 400 }, 204, 400],
+      [{ unknownSession: 204 }, 204, 204],
+    ] as const)('answers logout as %j: %s, and %s for an unknown session', async (logout, done, unknown) => {
+      // Prepare
+      const { server, clientToken } = await start({ logout });
+      const user = server.signIn('ana@example.com');
+
+      // Act
+      const first = await postJson(
+        server,
+        '/cis/v1/auth/session/logout',
+        { session_id: user.session_id },
+        clientToken,
+      );
+      const missing = await postJson(
+        server,
+        '/cis/v1/auth/session/logout',
+        { session_id: 'nope' },
+        clientToken,
+      );
+
+      // Assess
+      expect(first.status).toBe(done);
+      expect(missing.status).toBe(unknown);
+      expect(server.latestRefreshToken(user.refresh_token)).toBeUndefined();
+    });
+
+    it('refuses a logout by the client token with 403 when only the user may log out', async () => {
+      // Prepare
+      const { server, clientToken } = await start({ logout: { acceptsClientToken: false } });
+      const user = server.signIn('ana@example.com');
+      const other = server.signIn('bo@example.com');
+
+      // Act
+      const byClient = await postJson(
+        server,
+        '/cis/v1/auth/session/logout',
+        { session_id: user.session_id },
+        clientToken,
+      );
+      const byOtherUser = await postJson(
+        server,
+        '/cis/v1/auth/session/logout',
+        { session_id: user.session_id },
+        other.access_token,
+      );
+      const byUser = await postJson(
+        server,
+        '/cis/v1/auth/session/logout',
+        { session_id: user.session_id },
+        user.access_token,
+      );
+
+      // Assess
+      expect(byClient.status).toBe(403);
+      expect(byOtherUser.status).toBe(401);
+      expect(byUser.status).toBe(204);
+      expect(server.latestRefreshToken(user.refresh_token)).toBeUndefined();
+    });
+
+    it('answers 403 to a client that may get a token but lacks the permissions', async () => {
+      // Prepare
+      const { server, clientToken } = await start({
+        limitedClient: { clientId: 'limited', clientSecret: 'limited-secret' },
+      });
+      const limitedToken = await getClientToken(server, 'limited', 'limited-secret');
+      const user = server.signIn('ana@example.com');
+
+      // Act
+      const byLimited = await refresh(server, limitedToken, user.refresh_token);
+      const byApp = await refresh(server, clientToken, user.refresh_token);
+
+      // Assess
+      expect(byLimited.status).toBe(403);
+      expect(byLimited.body).toEqual({ message: expect.any(String), error_code: 403 });
+      expect(byApp.status).toBe(200);
+      expect(server.timesPresented(user.refresh_token)).toBe(1);
+    });
+  });
+
   describe('Method: POST /cis/v1/auth/session/authenticate', () => {
     it('returns a fresh token set in the same family while the session lives', async () => {
       // Prepare

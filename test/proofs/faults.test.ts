@@ -25,7 +25,12 @@ const DAY = 86_400;
  */
 const ENV = {
   IDP_TIMEOUT_MS: '1000',
-  LEASE_SECONDS: '3',
+  // The store's calls go through a fault proxy with the production client and its default
+  // deadlines (2 attempts of 2 s: a loaded machine can take a second for a healthy call), which
+  // a 10 s lease covers: 10000 > 1000 + 4100 + 1000. Store faults are injected at the proxy.
+  LEASE_SECONDS: '10',
+  AWS_REQUEST_TIMEOUT_MS: '2000',
+  AWS_MAX_ATTEMPTS: '2',
   // A refresh token lives 2 h and falls due 37-53 min before it expires; access tokens live 1 h.
   REFRESH_TOKEN_TTL_SECONDS: '7200',
   REFRESH_AHEAD_SECONDS: '4000',
@@ -50,6 +55,8 @@ const figures = {
   scenarios: 0,
   idpFaults: 0,
   storeFaults: 0,
+  /** Store faults injected below the SDK by the proxy, by call kind. */
+  storeFaultsOnWire: {} as Record<string, number>,
   propertyRuns: 0,
   propertySteps: 0,
   duplicateUses: 0,
@@ -66,12 +73,16 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
   let rig: Rig;
 
   const start = async (options: RigOptions = {}) => {
-    rig = await startRig({ env: ENV, transmit: STRICT, ...options });
+    rig = await startRig({ env: ENV, transmit: STRICT, wire: true, ...options });
     return rig;
   };
   afterEach(async () => {
     figures.scenarios++;
     figures.storeFaults += rig.store.totalFaults;
+    for (const entry of rig.dynamoProxy?.log ?? []) {
+      if (entry.action)
+        figures.storeFaultsOnWire[entry.kind] = (figures.storeFaultsOnWire[entry.kind] ?? 0) + 1;
+    }
     await rig.close();
   });
   afterAll(() => {
@@ -535,7 +546,10 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
       // and presented the refresh token the IdP had just consumed. The commit now renews its lease
       // and never sleeps past it.
       await rig.close();
-      await start({ env: { ...ENV, IDP_TIMEOUT_MS: '300', LEASE_SECONDS: '2' }, random: () => 0.99 });
+      await start({
+        env: { ...ENV, IDP_TIMEOUT_MS: '300', LEASE_SECONDS: '6' },
+        random: () => 0.99,
+      });
       const ledger = rig.ledger();
       await rig.signIn('alice');
       rig.clock.advanceSeconds(DUE_WITH_VALID_ACCESS);

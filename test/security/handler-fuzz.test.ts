@@ -694,7 +694,11 @@ describe('Handler events under fuzzing (fast-check)', () => {
         const stored = r.store.peek(expectedKey)!;
         const { accessToken, ...rest } = (outcome.ok ? outcome.value : {}) as Record<string, unknown>;
         expectSame(accessToken, stored.tokens?.accessToken.reveal());
-        expect(rest).toEqual({ tokenType: stored.tokenType, expiresAt: iso(stored.accessExpiresAt) });
+        expect(rest).toEqual({
+          tokenType: stored.tokenType,
+          expiresAt: iso(stored.accessExpiresAt),
+          stale: expect.any(Boolean),
+        });
       }
     };
 

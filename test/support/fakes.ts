@@ -7,11 +7,13 @@ import {
   DEFAULT_RESOURCE,
   type LifetimePolicy,
   type RecordKey,
+  type RefreshAnswer,
   type StoredTokens,
   type TokenRecord,
   type TokenSet,
 } from '../../functions/core/model';
 import type {
+  BreakerState,
   Clock,
   DueEntry,
   Fence,
@@ -148,10 +150,15 @@ export type StoreMethod =
   | 'acquireLease'
   | 'delete'
   | 'queryDue'
+  | 'countRejection'
+  | 'getBreaker'
+  | 'openBreaker'
+  | 'closeBreaker'
   | 'readSweepState'
   | 'writeSweepState'
   | 'scanRecords'
-  | 'reschedule';
+  | 'reschedule'
+  | 'markCorrupt';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -279,6 +286,25 @@ export class InMemoryTokenStore implements TokenStore {
     return record ? copyRecord(record) : undefined;
   }
 
+  /** Counted, hooked and failed as a `get` (it is the same read, with a projection). */
+  async currentVersion(key: RecordKey): Promise<number | undefined> {
+    await this.enter({ method: 'get', key: { ...key } });
+    return this.items.get(storageKey(key))?.version;
+  }
+
+  async markCorrupt(key: RecordKey, version: number, _nowSeconds: number): Promise<WriteOutcome> {
+    const failure = await this.enter({ method: 'markCorrupt', key: { ...key }, version }, true);
+    const id = storageKey(key);
+    const current = this.items.get(id);
+    const holds = current !== undefined && current.version === version;
+    if (holds) {
+      const { dueShard: _shard, dueAt: _due, ...rest } = current;
+      this.items.set(id, { ...rest, version: version + 1, dueShard: undefined, dueAt: undefined });
+    }
+    if (failure) throw failure.error();
+    return holds ? 'ok' : 'conflict';
+  }
+
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
     const failure = await this.enter({ method: 'put', key: { ...record.key }, fence: { ...fence } }, true);
     const id = storageKey(record.key);
@@ -322,6 +348,36 @@ export class InMemoryTokenStore implements TokenStore {
     if (holds) this.items.set(id, { ...current, lease: { id: leaseId, untilMs } });
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
+  }
+
+  /** The rejection breaker's state and window counts (see RejectionBreaker). */
+  breaker: BreakerState = { openedAt: undefined, trustUntil: undefined };
+  readonly rejectionWindows = new Map<number, number>();
+
+  async countRejection(windowStart: number, _expiresAt: number): Promise<number> {
+    const failure = await this.enter({ method: 'countRejection' }, true);
+    if (failure) throw failure.error();
+    const count = (this.rejectionWindows.get(windowStart) ?? 0) + 1;
+    this.rejectionWindows.set(windowStart, count);
+    return count;
+  }
+
+  async getBreaker(): Promise<BreakerState> {
+    const failure = await this.enter({ method: 'getBreaker' }, true);
+    if (failure) throw failure.error();
+    return { ...this.breaker };
+  }
+
+  async openBreaker(openedAt: number): Promise<WriteOutcome> {
+    await this.enter({ method: 'openBreaker' });
+    if (this.breaker.openedAt !== undefined) return 'conflict';
+    this.breaker = { openedAt, trustUntil: undefined };
+    return 'ok';
+  }
+
+  async closeBreaker(trustUntil: number): Promise<void> {
+    await this.enter({ method: 'closeBreaker' });
+    this.breaker = { openedAt: undefined, trustUntil };
   }
 
   async delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome> {
@@ -451,9 +507,9 @@ export class InMemoryTokenStore implements TokenStore {
 
 /** One scripted answer: a token set, an error to throw, or a function of the presented token. */
 export type IdpResponse =
-  | TokenSet
+  | RefreshAnswer
   | Error
-  | ((refreshToken: Secret) => TokenSet | Error | Promise<TokenSet | Error>);
+  | ((refreshToken: Secret) => RefreshAnswer | Error | Promise<RefreshAnswer | Error>);
 
 /** A token set whose values carry `label` (`at-<label>`, `rt-<label>`, `id-<label>`). */
 export function tokenSet(label: string, expiresIn = 3600): TokenSet {
@@ -536,7 +592,7 @@ export class ScriptedIdentityProvider implements IdentityProvider {
     };
   }
 
-  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer> {
     const value = refreshToken.reveal();
     this.presented.push(value);
     this.fingerprints.push(refreshToken.fingerprint());
@@ -569,8 +625,11 @@ export class ScriptedIdentityProvider implements IdentityProvider {
       if (response === undefined) throw new Error('unexpected IdP call: nothing scripted');
       const answer = typeof response === 'function' ? await response(refreshToken) : response;
       if (answer instanceof Error) throw answer;
-      this.consumed.add(value);
-      this.familyOf.set(answer.refreshToken.reveal(), family);
+      // A 200 without a refresh token leaves the presented one in use (a non-rotating server).
+      if (answer.refreshToken) {
+        this.consumed.add(value);
+        this.familyOf.set(answer.refreshToken.reveal(), family);
+      }
       return answer;
     } finally {
       this.inFlight--;
@@ -614,6 +673,7 @@ export const TEST_SETTINGS: Omit<RotationSettings, 'lifetimesFor'> = {
   idpTimeoutMs: 5000,
   leaseMs: 30_000,
   commitReserveMs: 10_000,
+  rejectionBreaker: { threshold: 10, windowSeconds: 600 },
   defaultAccessTokenSeconds: 3600,
   dueShards: 4,
   retryBaseSeconds: 30,

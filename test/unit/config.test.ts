@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../functions/config';
+import { rotationSettings } from '../../functions/adapters/runtime';
+import {
+  awsCallBoundMs,
+  commitBoundMs,
+  DEFAULT_AWS_CALL_LIMITS,
+  LEASE_MARGIN_MS,
+  loadConfig,
+} from '../../functions/config';
 import { ConfigurationError } from '../../functions/core/errors';
 
 const DAY = 86_400;
@@ -39,11 +46,14 @@ describe('Function: loadConfig', () => {
         resourceLifetimes: {},
         idpTimeoutMs: 5000,
         leaseSeconds: 30,
+        aws: { requestTimeoutMs: 2000, maxAttempts: 2 },
+        commitBoundMs: 8200,
         dueShards: 4,
         sweepConcurrency: 8,
         idpRequestsPerSecond: 20,
         reauthSoonSeconds: 14 * DAY,
         metricsNamespace: 'TokenKeeper',
+        metricsDisabled: false,
         serviceName: 'token-keeper',
         eventBusName: undefined,
         logLevel: 'INFO',
@@ -199,6 +209,24 @@ describe('Function: loadConfig', () => {
   });
 
   describe('identity provider', () => {
+    it('proves a refresh token dead only by invalid_grant unless IDP_DEAD_TOKEN_CODES says more', () => {
+      // Act
+      const defaults = loadConfig(BASE);
+      const configured = loadConfig({ ...BASE, IDP_DEAD_TOKEN_CODES: ' invalid_grant, token_revoked ,,' });
+
+      // Assess
+      expect(defaults.idpDeadTokenCodes).toEqual(['invalid_grant']);
+      expect(configured.idpDeadTokenCodes).toEqual(['invalid_grant', 'token_revoked']);
+    });
+
+    it.each(['Invalid Grant', 'invalid-grant', '400', ','])('refuses IDP_DEAD_TOKEN_CODES=%j', (value) => {
+      // Act
+      const error = configErrorOf({ IDP_DEAD_TOKEN_CODES: value });
+
+      // Assess
+      expect(error.message).toMatch(/^IDP_DEAD_TOKEN_CODES must be/);
+    });
+
     it('names IDP_FLAVOR when it is unknown', () => {
       // Act
       const error = configErrorOf({ IDP_FLAVOR: 'saml' });
@@ -356,14 +384,60 @@ describe('Function: loadConfig', () => {
       expect(fine.lifetimes.refreshAheadSeconds).toBe(14 * DAY - 1);
     });
 
-    it('rejects a lease that is not longer than twice the IdP timeout', () => {
+    it('rejects a lease that does not cover the IdP timeout, the bounded commit and the margin, naming the settings', () => {
+      // Prepare: with KMS, a commit is a GenerateDataKey and a PutItem of 2 x 2000 + 100 ms each.
+      const commit = 2 * (2 * 2000 + 100);
+      expect(5000 + commit + LEASE_MARGIN_MS).toBe(14_200);
+
       // Act
-      const error = configErrorOf({ LEASE_SECONDS: '10', IDP_TIMEOUT_MS: '5000' });
-      const fine = loadConfig({ ...BASE, LEASE_SECONDS: '11', IDP_TIMEOUT_MS: '5000' });
+      const error = configErrorOf({ LEASE_SECONDS: '14', IDP_TIMEOUT_MS: '5000' });
+      const fine = loadConfig({ ...BASE, LEASE_SECONDS: '15', IDP_TIMEOUT_MS: '5000' });
 
       // Assess
-      expect(error.message).toMatch(/^LEASE_SECONDS must be longer than twice IDP_TIMEOUT_MS/);
-      expect(fine.leaseSeconds).toBe(11);
+      expect(error.message).toMatch(
+        /^LEASE_SECONDS must be longer than IDP_TIMEOUT_MS \+ the bounded commit/,
+      );
+      for (const name of ['IDP_TIMEOUT_MS', 'AWS_MAX_ATTEMPTS', 'AWS_REQUEST_TIMEOUT_MS']) {
+        expect(error.message).toContain(name);
+      }
+      expect(error.message).toContain('14000 ms <= 5000 + 8200 + 1000 ms');
+      expect(fine.leaseSeconds).toBe(15);
+      expect(fine.commitBoundMs).toBe(commit);
+    });
+
+    it('counts the AWS deadlines in the lease check: longer timeouts or more attempts need a longer lease', () => {
+      // Act
+      const slow = configErrorOf({ AWS_REQUEST_TIMEOUT_MS: '10000' });
+      const retries = configErrorOf({ AWS_MAX_ATTEMPTS: '4', LEASE_SECONDS: '20' });
+      const fewer = loadConfig({ ...BASE, AWS_MAX_ATTEMPTS: '1', LEASE_SECONDS: '11' });
+
+      // Assess: 2 x (2 x 10000 + 100) and 2 x (4 x 2000 + 100 + 200 + 400) do not fit.
+      expect(slow.message).toContain('30000 ms <= 5000 + 40200 + 1000 ms');
+      expect(retries.message).toContain('20000 ms <= 5000 + 17400 + 1000 ms');
+      expect(fewer.commitBoundMs).toBe(2 * 2000);
+    });
+
+    it('keeps no KMS call in the commit bound with a local key', () => {
+      // Act
+      const config = loadConfig({ TOKEN_TABLE_NAME: 'tokens', LOCAL_TOKEN_KEY: 'a2V5', LEASE_SECONDS: '11' });
+
+      // Assess: 5000 + (2 x 2000 + 100) + 1000 < 11000
+      expect(config.commitBoundMs).toBe(4100);
+    });
+
+    it('names AWS_REQUEST_TIMEOUT_MS and AWS_MAX_ATTEMPTS when they are out of range', () => {
+      for (const [name, values] of [
+        ['AWS_REQUEST_TIMEOUT_MS', ['49', '60001', '2s', '-1']],
+        ['AWS_MAX_ATTEMPTS', ['0', '11', 'two']],
+      ] as const) {
+        for (const value of values) {
+          // Act
+          const error = configErrorOf({ [name]: value });
+
+          // Assess
+          expect(error.message.startsWith(`${name} must be an integer between`)).toBe(true);
+        }
+      }
     });
 
     it('names LOG_LEVEL when it is unknown', () => {
@@ -461,5 +535,39 @@ describe('Function: loadConfig', () => {
       expect(({} as Record<string, unknown>).refreshAheadSeconds).toBeUndefined();
       expect(config.resourceLifetimes.toString).toBeUndefined();
     });
+  });
+});
+
+describe('Function: awsCallBoundMs', () => {
+  it('is every attempt timing out plus the longest backoff before each retry', () => {
+    // Act & Assess
+    expect(awsCallBoundMs({ requestTimeoutMs: 2000, maxAttempts: 1 })).toBe(2000);
+    expect(awsCallBoundMs({ requestTimeoutMs: 2000, maxAttempts: 2 })).toBe(4100);
+    expect(awsCallBoundMs({ requestTimeoutMs: 500, maxAttempts: 3 })).toBe(1500 + 100 + 200);
+    // The backoff is capped at 1 s: 100 + 200 + 400 + 800 + 1000 x 5.
+    expect(awsCallBoundMs({ requestTimeoutMs: 100, maxAttempts: 10 })).toBe(1000 + 1500 + 5000);
+  });
+
+  it('doubles for a commit with KMS (sealing may call GenerateDataKey before the PutItem)', () => {
+    // Act & Assess
+    expect(commitBoundMs(DEFAULT_AWS_CALL_LIMITS, 'kms')).toBe(2 * awsCallBoundMs(DEFAULT_AWS_CALL_LIMITS));
+    expect(commitBoundMs(DEFAULT_AWS_CALL_LIMITS, 'local')).toBe(awsCallBoundMs(DEFAULT_AWS_CALL_LIMITS));
+  });
+});
+
+describe('Function: rotationSettings', () => {
+  it('keeps the computed commit bound of the lease for the commit', () => {
+    // Prepare
+    const config = loadConfig({ ...BASE, AWS_REQUEST_TIMEOUT_MS: '1500', AWS_MAX_ATTEMPTS: '3' });
+
+    // Act
+    const settings = rotationSettings(config);
+
+    // Assess: 2 x (3 x 1500 + 100 + 200)
+    expect(config.commitBoundMs).toBe(9600);
+    expect(settings.commitReserveMs).toBe(9600);
+    expect(settings.leaseMs).toBeGreaterThan(
+      settings.idpTimeoutMs + settings.commitReserveMs + LEASE_MARGIN_MS,
+    );
   });
 });

@@ -1,6 +1,8 @@
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import type { AwsCallLimits } from '../../config';
 import { ConfigurationError, CorruptRecordError, StoreUnavailableError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
+import { awsClientConfig } from '../aws-client-config';
 import { systemClock } from '../system-clock';
 import { DATA_KEY_BYTES, openEnvelope, parseEnvelope, sealEnvelope } from './envelope';
 import type { TokenCipher } from './token-cipher';
@@ -9,8 +11,10 @@ import type { TokenCipher } from './token-cipher';
 export interface KmsTokenCipherOptions {
   /** The KMS key (id, ARN or alias) that wraps the data keys. */
   readonly keyId: string;
-  /** @default a new KMSClient with the default configuration */
+  /** @default a new KMSClient whose calls are bounded by `limits` */
   readonly client?: KMSClient;
+  /** Deadline and attempts of every call of the built client. @default DEFAULT_AWS_CALL_LIMITS */
+  readonly limits?: AwsCallLimits;
   /** Sent with every GenerateDataKey and Decrypt. @default { purpose: 'token-keeper' } */
   readonly encryptionContext?: Readonly<Record<string, string>>;
   /** A data key seals nothing once it is this old. @default 300_000 (5 min) */
@@ -55,7 +59,7 @@ export class KmsTokenCipher implements TokenCipher {
   constructor(options: KmsTokenCipherOptions) {
     if (!options.keyId) throw new ConfigurationError('KmsTokenCipher needs a keyId');
     this.#keyId = options.keyId;
-    this.#client = options.client ?? new KMSClient({});
+    this.#client = options.client ?? new KMSClient(awsClientConfig(options.limits));
     this.#context = { ...(options.encryptionContext ?? { purpose: 'token-keeper' }) };
     this.#maxAgeMs = positive(options.dataKeyMaxAgeMs ?? 5 * 60_000, 'dataKeyMaxAgeMs');
     this.#maxUses = positive(options.dataKeyMaxUses ?? 1000, 'dataKeyMaxUses');

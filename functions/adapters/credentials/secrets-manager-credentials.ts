@@ -1,7 +1,9 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { AwsCallLimits } from '../../config';
 import { ConfigurationError, RefreshUnavailableError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { awsClientConfig } from '../aws-client-config';
 import { systemClock } from '../system-clock';
 import type { ClientCredentials, ClientCredentialsSource } from './client-credentials';
 
@@ -9,8 +11,10 @@ import type { ClientCredentials, ClientCredentialsSource } from './client-creden
 export interface SecretsManagerClientCredentialsOptions {
   /** Name or ARN of the secret holding `{"client_id": "...", "client_secret": "..."}`. */
   readonly secretId: string;
-  /** @default a new SecretsManagerClient with the default configuration */
+  /** @default a new SecretsManagerClient whose calls are bounded by `limits` */
   readonly client?: SecretsManagerClient;
+  /** Deadline and attempts of every call of the built client. @default DEFAULT_AWS_CALL_LIMITS */
+  readonly limits?: AwsCallLimits;
   /** How long a read value is reused. @default 300_000 (5 min) */
   readonly cacheTtlMs?: number;
   /** @default the system clock */
@@ -38,7 +42,7 @@ export class SecretsManagerClientCredentials implements ClientCredentialsSource 
   constructor(options: SecretsManagerClientCredentialsOptions) {
     if (!options.secretId) throw new ConfigurationError('SecretsManagerClientCredentials needs a secretId');
     this.#secretId = options.secretId;
-    this.#client = options.client ?? new SecretsManagerClient({});
+    this.#client = options.client ?? new SecretsManagerClient(awsClientConfig(options.limits));
     this.#ttlMs = options.cacheTtlMs ?? 5 * 60_000;
     this.#clock = options.clock ?? systemClock;
   }

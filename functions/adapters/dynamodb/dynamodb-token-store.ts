@@ -8,6 +8,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { AwsCallLimits } from '../../config';
 import {
   ConfigurationError,
   CorruptRecordError,
@@ -16,6 +17,7 @@ import {
 } from '../../core/errors';
 import type { RecordKey, RecordStatus, StoredTokens, TokenRecord } from '../../core/model';
 import type {
+  BreakerState,
   DueEntry,
   Fence,
   RecordFilter,
@@ -28,6 +30,7 @@ import type {
   WriteOutcome,
 } from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { awsClientConfig } from '../aws-client-config';
 import type { TokenCipher } from '../cipher/token-cipher';
 import { TOKEN_TABLE } from './table-schema';
 
@@ -37,7 +40,9 @@ export interface DynamoDbTokenStoreOptions {
   readonly cipher: TokenCipher;
   /** A client to use; when absent one is built from `clientConfig`. */
   readonly client?: DynamoDBClient;
-  /** @default {} (region and endpoint from the SDK's environment) */
+  /** Deadline and attempts of every call of the built client. @default DEFAULT_AWS_CALL_LIMITS */
+  readonly limits?: AwsCallLimits;
+  /** Merged over the bounded configuration. @default {} (region and endpoint from the SDK's environment) */
   readonly clientConfig?: DynamoDBClientConfig;
 }
 
@@ -67,6 +72,8 @@ interface TokenItem {
   reauthReason?: ReauthReason;
   reauthAt?: number;
   reauthSoonNotifiedAt?: number;
+  /** Set by markCorrupt: when the sweep found the tokens undecryptable (never read back). */
+  corruptAt?: number;
 }
 
 /** The encrypted part of an item. Short names keep items small. */
@@ -78,6 +85,9 @@ interface SealedTokens {
 }
 
 const USER_PREFIX = 'u#';
+/** Items of the rejection breaker: never a user's (user keys start with `u#`), never in the due index. */
+const BREAKER_PK = '#breaker';
+const BREAKER_STATE_KEY = { pk: BREAKER_PK, sk: 'state' } as const;
 const RESOURCE_PREFIX = 'r#';
 /**
  * The sweep's state item. `#` cannot start a user key (those are `u#...`), it has no `dueShard`
@@ -126,7 +136,8 @@ export class DynamoDbTokenStore implements TokenStore {
   private registeredShards = 0;
 
   constructor(options: DynamoDbTokenStoreOptions) {
-    const client = options.client ?? new DynamoDBClient(options.clientConfig ?? {});
+    const client =
+      options.client ?? new DynamoDBClient({ ...awsClientConfig(options.limits), ...options.clientConfig });
     this.documents = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
@@ -142,6 +153,37 @@ export class DynamoDbTokenStore implements TokenStore {
     );
     if (!result.Item) return undefined;
     return this.fromItem(result.Item as TokenItem);
+  }
+
+  async currentVersion(key: RecordKey): Promise<number | undefined> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          ConsistentRead: true,
+          ProjectionExpression: '#version',
+          ExpressionAttributeNames: { '#version': 'version' },
+        }),
+      ),
+    );
+    const version = result.Item?.version;
+    return typeof version === 'number' ? version : undefined;
+  }
+
+  async markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          UpdateExpression: 'SET corruptAt = :now, #version = :next REMOVE dueShard, dueAt',
+          ConditionExpression: '#version = :version',
+          ExpressionAttributeNames: { '#version': 'version' },
+          ExpressionAttributeValues: { ':now': nowSeconds, ':next': version + 1, ':version': version },
+        }),
+      ),
+    );
   }
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
@@ -201,6 +243,61 @@ export class DynamoDbTokenStore implements TokenStore {
             ':active': 'ACTIVE',
             ':now': nowMs,
           },
+        }),
+      ),
+    );
+  }
+
+  async countRejection(windowStart: number, expiresAt: number): Promise<number> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: BREAKER_PK, sk: `w#${windowStart}` },
+          UpdateExpression: 'ADD rejections :one SET expiresAt = :expiresAt',
+          ExpressionAttributeValues: { ':one': 1, ':expiresAt': expiresAt },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      ),
+    );
+    return Number(result.Attributes?.rejections ?? 0);
+  }
+
+  async getBreaker(): Promise<BreakerState> {
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: BREAKER_STATE_KEY, ConsistentRead: true }),
+      ),
+    );
+    const item = result.Item ?? {};
+    return {
+      openedAt: typeof item.openedAt === 'number' ? item.openedAt : undefined,
+      trustUntil: typeof item.trustUntil === 'number' ? item.trustUntil : undefined,
+    };
+  }
+
+  async openBreaker(openedAt: number): Promise<WriteOutcome> {
+    return this.conditional(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: BREAKER_STATE_KEY,
+          UpdateExpression: 'SET openedAt = :openedAt REMOVE trustUntil',
+          ConditionExpression: 'attribute_not_exists(openedAt)',
+          ExpressionAttributeValues: { ':openedAt': openedAt },
+        }),
+      ),
+    );
+  }
+
+  async closeBreaker(trustUntil: number): Promise<void> {
+    await this.send(() =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: BREAKER_STATE_KEY,
+          UpdateExpression: 'SET trustUntil = :trustUntil REMOVE openedAt',
+          ExpressionAttributeValues: { ':trustUntil': trustUntil },
         }),
       ),
     );

@@ -1,4 +1,4 @@
-import { ConfigurationError, IdpPermanentError, IdpTransientError } from '../../core/errors';
+import { IdpConfigurationError, IdpTransientError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
 import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
@@ -6,9 +6,11 @@ import {
   classifyFailure,
   endpointUrl,
   errorCode,
+  type FailurePolicy,
   type FetchFn,
   formBody,
   type HttpAnswer,
+  isSuccess,
   post,
   systemClock,
 } from './http';
@@ -35,11 +37,14 @@ export interface ClientTokenRequestOptions {
 }
 
 const WHAT = 'IdP client token request';
+/** The client credentials grant presents no refresh token: nothing it answers proves one dead. */
+const POLICY: FailurePolicy = { deadTokenCodes: new Set() };
 
 /**
  * The app's own access token from the client credentials grant, cached until shortly before it
- * expires; concurrent callers share one request. Throws ConfigurationError when the IdP refuses
+ * expires; concurrent callers share one request. Throws IdpConfigurationError when the IdP refuses
  * the client (after re-reading the credentials once) and IdpTransientError when it cannot answer.
+ * Neither says anything about a user's refresh token.
  */
 export class ClientTokenProvider {
   readonly #tokenUrl: string;
@@ -106,25 +111,23 @@ export class ClientTokenProvider {
       this.#credentials.invalidate();
       answer = await this.#request(await this.#credentials.get(), signal);
       if (isClientRejected(answer)) {
-        const failure = classifyFailure(answer, WHAT, this.#clock);
-        throw new ConfigurationError(`client credentials rejected by the IdP (${detail(answer)})`, {
-          cause: failure,
-        });
+        throw new IdpConfigurationError(
+          `client credentials rejected by the IdP (${detail(answer)})`,
+          answer.status,
+          errorCode(answer.json),
+        );
       }
     }
-    if (answer.status === 200) {
+    if (isSuccess(answer.status)) {
       const parsed = parseClientToken(answer.json);
-      if (!parsed) throw new IdpTransientError('malformed client token response', 200, undefined);
+      if (!parsed) {
+        throw new IdpTransientError('malformed client token response', answer.status, undefined, {
+          notConsumed: true,
+        });
+      }
       return parsed;
     }
-    const failure = classifyFailure(answer, WHAT, this.#clock);
-    // A refusal of the client is never a verdict on a user's refresh token.
-    if (failure instanceof IdpPermanentError) {
-      throw new ConfigurationError(`the IdP refused the client token request (${detail(answer)})`, {
-        cause: failure,
-      });
-    }
-    throw failure;
+    throw classifyFailure(answer, WHAT, this.#clock, POLICY);
   }
 
   #request(credentials: ClientCredentials, signal: AbortSignal): Promise<HttpAnswer> {

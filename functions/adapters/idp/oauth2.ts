@@ -1,20 +1,23 @@
-import { ConfigurationError, IdpTransientError } from '../../core/errors';
-import type { TokenSet } from '../../core/model';
+import { ConfigurationError, IdpConfigurationError } from '../../core/errors';
+import type { RefreshAnswer } from '../../core/model';
 import type { Clock, IdentityProvider } from '../../core/ports';
 import type { Secret } from '../../core/secret';
 import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
 import {
   classifyFailure,
+  DEFAULT_DEAD_TOKEN_CODES,
   endpointUrl,
   errorCode,
+  type FailurePolicy,
   type FetchFn,
   formBody,
   formEncode,
   type HttpAnswer,
+  isSuccess,
   post,
   systemClock,
 } from './http';
-import { parseTokenSet } from './token-response';
+import { parseRefreshAnswer } from './token-response';
 
 /** How the client authenticates at the token endpoint (RFC 6749 section 2.3.1). */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
@@ -28,6 +31,8 @@ export interface OAuth2IdentityProviderOptions {
   readonly clientAuth?: ClientAuthMethod;
   /** RFC 7009 revocation endpoint; `revoke()` needs it. @default none */
   readonly revocationEndpoint?: string;
+  /** Error codes by which the server says a refresh token is dead. @default ['invalid_grant'] */
+  readonly deadTokenCodes?: readonly string[];
   /** @default globalThis.fetch */
   readonly fetch?: FetchFn;
   /** @default the system clock */
@@ -35,16 +40,11 @@ export interface OAuth2IdentityProviderOptions {
 }
 
 /**
- * 400 codes that describe the client, not the refresh token (RFC 6749 section 5.2): the token
- * was not consumed, and marking every user for re-authentication over a misconfigured client
- * would be a disaster, so these are configuration errors.
- */
-const CLIENT_CONFIGURATION_CODES = new Set(['unauthorized_client', 'unsupported_grant_type']);
-
-/**
  * Any OAuth 2.0 authorization server with rotating refresh tokens: the RFC 6749 section 6
- * refresh grant with client secret authentication, and RFC 7009 revocation. Throws
- * IdpPermanentError / IdpTransientError, and ConfigurationError when the client is refused.
+ * refresh grant with client secret authentication, and RFC 7009 revocation. Any 2xx refresh
+ * answer resolves; failures are IdpPermanentError (a dead-token code only), IdpConfigurationError
+ * (a 401 or `invalid_client` that survives re-read credentials, a 403, a client code) or
+ * IdpTransientError.
  */
 export class OAuth2IdentityProvider implements IdentityProvider {
   readonly #tokenEndpoint: string;
@@ -53,6 +53,9 @@ export class OAuth2IdentityProvider implements IdentityProvider {
   readonly #clientAuth: ClientAuthMethod;
   readonly #fetch: FetchFn;
   readonly #clock: Clock;
+  readonly #refreshPolicy: FailurePolicy;
+  /** A revocation presents the token to end, not to use: nothing it answers proves it dead. */
+  readonly #revocationPolicy: FailurePolicy = { deadTokenCodes: new Set() };
 
   constructor(options: OAuth2IdentityProviderOptions) {
     this.#tokenEndpoint = endpointUrl(options.tokenEndpoint, 'tokenEndpoint');
@@ -67,6 +70,9 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     }
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#clock = options.clock ?? systemClock;
+    this.#refreshPolicy = {
+      deadTokenCodes: new Set(options.deadTokenCodes ?? DEFAULT_DEAD_TOKEN_CODES),
+    };
   }
 
   /** True when a revocation endpoint is configured. */
@@ -74,8 +80,8 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     return this.#revocationEndpoint !== undefined;
   }
 
-  /** The refresh grant: exchanges a refresh token for a new token set. */
-  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+  /** The refresh grant; any 2xx resolves with what was usable in it. */
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer> {
     const what = 'IdP refresh';
     const answer = await this.#postAsClient(
       this.#tokenEndpoint,
@@ -83,12 +89,8 @@ export class OAuth2IdentityProvider implements IdentityProvider {
       options.timeoutMs,
       what,
     );
-    if (answer.status === 200) {
-      const tokens = parseTokenSet(answer.json);
-      if (!tokens) throw new IdpTransientError('malformed refresh response', 200, undefined);
-      return tokens;
-    }
-    throw this.#failure(answer, what);
+    if (isSuccess(answer.status)) return parseRefreshAnswer(answer.json);
+    throw classifyFailure(answer, what, this.#clock, this.#refreshPolicy);
   }
 
   /** RFC 7009 revocation of a refresh (or access) token; an unknown token counts as revoked. */
@@ -106,8 +108,8 @@ export class OAuth2IdentityProvider implements IdentityProvider {
       options.timeoutMs,
       what,
     );
-    if (answer.status === 200) return;
-    throw this.#failure(answer, what);
+    if (isSuccess(answer.status)) return;
+    throw classifyFailure(answer, what, this.#clock, this.#revocationPolicy);
   }
 
   /**
@@ -123,14 +125,15 @@ export class OAuth2IdentityProvider implements IdentityProvider {
   ): Promise<HttpAnswer> {
     const signal = AbortSignal.timeout(timeoutMs);
     let answer = await this.#send(url, fields, await this.#credentials.get(), signal, what);
-    if (!isClientRejected(answer)) return answer;
+    if (!isClientRejected(answer, this.#refreshPolicy.deadTokenCodes)) return answer;
     this.#credentials.invalidate();
     answer = await this.#send(url, fields, await this.#credentials.get(), signal, what);
-    if (!isClientRejected(answer)) return answer;
+    if (!isClientRejected(answer, this.#refreshPolicy.deadTokenCodes)) return answer;
     const code = errorCode(answer.json);
-    throw new ConfigurationError(
-      `client credentials rejected by the IdP (HTTP ${answer.status}${code ? `, ${code}` : ''})`,
-      { cause: classifyFailure(answer, what, this.#clock) },
+    throw new IdpConfigurationError(
+      `${what}: client credentials rejected by the IdP (HTTP ${answer.status}${code ? `, ${code}` : ''})`,
+      answer.status,
+      code,
     );
   }
 
@@ -154,18 +157,14 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     }
     return post(this.#fetch, url, { headers, body: formBody(body) }, signal, what);
   }
-
-  #failure(answer: HttpAnswer, what: string): Error {
-    const code = errorCode(answer.json);
-    if (answer.status === 400 && code !== undefined && CLIENT_CONFIGURATION_CODES.has(code)) {
-      return new ConfigurationError(`${what} refused for this client (HTTP 400, ${code})`, {
-        cause: classifyFailure(answer, what, this.#clock),
-      });
-    }
-    return classifyFailure(answer, what, this.#clock);
-  }
 }
 
-function isClientRejected(answer: HttpAnswer): boolean {
-  return answer.status === 401 || (answer.status === 400 && errorCode(answer.json) === 'invalid_client');
+/**
+ * The server refused the client's credentials (checked before the grant, so nothing was
+ * consumed). A 401 that names a dead-token code is about the token, not the client.
+ */
+function isClientRejected(answer: HttpAnswer, deadTokenCodes: ReadonlySet<string>): boolean {
+  const code = errorCode(answer.json);
+  if (code === 'invalid_client') return answer.status === 400 || answer.status === 401;
+  return answer.status === 401 && (code === undefined || !deadTokenCodes.has(code));
 }

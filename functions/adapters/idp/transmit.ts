@@ -1,11 +1,21 @@
 import { IdpTransientError } from '../../core/errors';
-import type { TokenSet } from '../../core/model';
+import type { RefreshAnswer } from '../../core/model';
 import type { Clock, IdentityProvider } from '../../core/ports';
 import type { Secret } from '../../core/secret';
 import type { ClientCredentialsSource } from '../credentials/client-credentials';
 import { ClientTokenProvider } from './client-token';
-import { classifyFailure, endpointUrl, type FetchFn, type HttpAnswer, post, systemClock } from './http';
-import { parseTokenSet } from './token-response';
+import {
+  classifyFailure,
+  DEFAULT_DEAD_TOKEN_CODES,
+  endpointUrl,
+  type FailurePolicy,
+  type FetchFn,
+  type HttpAnswer,
+  isSuccess,
+  post,
+  systemClock,
+} from './http';
+import { parseRefreshAnswer } from './token-response';
 
 /** Options of {@link TransmitIdentityProvider}. */
 export interface TransmitIdentityProviderOptions {
@@ -13,6 +23,11 @@ export interface TransmitIdentityProviderOptions {
   readonly baseUrl: string;
   /** The app's client credentials (for the client token). */
   readonly credentials: ClientCredentialsSource;
+  /**
+   * Error codes (`error` or CIS `error_code`) by which the tenant says a refresh token is dead.
+   * @default ['invalid_grant']
+   */
+  readonly deadTokenCodes?: readonly string[];
   /** @default globalThis.fetch */
   readonly fetch?: FetchFn;
   /** @default the system clock */
@@ -30,20 +45,27 @@ export interface SessionLogout {
 
 /**
  * Transmit Security: refresh at `/cis/v1/auth/token/refresh` and logout at
- * `/cis/v1/auth/session/logout`, both with the client token as Bearer. Throws
- * IdpPermanentError / IdpTransientError, and ConfigurationError or RefreshUnavailableError when
- * the client token cannot be had (those say nothing about the user's refresh token).
+ * `/cis/v1/auth/session/logout`, both with the client token as Bearer. Any 2xx refresh answer
+ * resolves; failures are IdpPermanentError (a dead-token code only), IdpConfigurationError (403,
+ * a client code, a 401 that survives a fresh client token, the client token refused) or
+ * IdpTransientError.
  */
 export class TransmitIdentityProvider implements IdentityProvider, SessionLogout {
   readonly #baseUrl: string;
   readonly #fetch: FetchFn;
   readonly #clock: Clock;
   readonly #clientTokens: ClientTokenProvider;
+  readonly #refreshPolicy: FailurePolicy;
+  /** A logout presents no refresh token, so nothing it answers proves one dead. */
+  readonly #logoutPolicy: FailurePolicy = { deadTokenCodes: new Set() };
 
   constructor(options: TransmitIdentityProviderOptions) {
     this.#baseUrl = endpointUrl(options.baseUrl, 'baseUrl').replace(/\/+$/, '');
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#clock = options.clock ?? systemClock;
+    this.#refreshPolicy = {
+      deadTokenCodes: new Set(options.deadTokenCodes ?? DEFAULT_DEAD_TOKEN_CODES),
+    };
     this.#clientTokens = new ClientTokenProvider({
       tokenUrl: `${this.#baseUrl}/oidc/token`,
       credentials: options.credentials,
@@ -52,8 +74,8 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
     });
   }
 
-  /** Exchanges a refresh token for a new token set (the refresh token rotates). */
-  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<TokenSet> {
+  /** Exchanges a refresh token; any 2xx resolves with what was usable in it. */
+  async refresh(refreshToken: Secret, options: { timeoutMs: number }): Promise<RefreshAnswer> {
     const what = 'IdP refresh';
     const answer = await this.#postWithClientToken(
       '/cis/v1/auth/token/refresh',
@@ -61,12 +83,8 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
       options.timeoutMs,
       what,
     );
-    if (answer.status === 200) {
-      const tokens = parseTokenSet(answer.json);
-      if (!tokens) throw new IdpTransientError('malformed refresh response', 200, undefined);
-      return tokens;
-    }
-    throw classifyFailure(answer, what, this.#clock);
+    if (isSuccess(answer.status)) return parseRefreshAnswer(answer.json);
+    throw classifyFailure(answer, what, this.#clock, this.#refreshPolicy);
   }
 
   /** Ends the session at Transmit; 200/204 and 404 (already gone) succeed. */
@@ -78,9 +96,9 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
       options.timeoutMs,
       what,
     );
-    if (answer.status === 200 || answer.status === 204) return 'logged_out';
+    if (isSuccess(answer.status)) return 'logged_out';
     if (answer.status === 404) return 'already_gone';
-    throw classifyFailure(answer, what, this.#clock);
+    throw classifyFailure(answer, what, this.#clock, this.#logoutPolicy);
   }
 
   /**
@@ -110,10 +128,26 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
         signal,
         what,
       );
-    const firstToken = await this.#clientTokens.token({ signal });
+    const firstToken = await this.#clientToken(signal, true);
     const answer = await send(firstToken);
     if (answer.status !== 401) return answer;
     this.#clientTokens.invalidate(firstToken);
-    return send(await this.#clientTokens.token({ signal }));
+    return send(await this.#clientToken(signal, false));
+  }
+
+  /**
+   * The client token. When it cannot be had before the user's request was ever sent, the
+   * failure says so (`notConsumed`), so the caller may try again at once.
+   */
+  async #clientToken(signal: AbortSignal, nothingSentYet: boolean): Promise<Secret> {
+    try {
+      return await this.#clientTokens.token({ signal });
+    } catch (error) {
+      if (!(error instanceof IdpTransientError) || error.notConsumed === nothingSentYet) throw error;
+      throw new IdpTransientError(error.message, error.status, error.retryAfterSeconds, {
+        cause: error,
+        notConsumed: nothingSentYet,
+      });
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { AppEvent, EventPublisher, Logger } from '../../core/ports';
+import { awsClientConfig } from '../aws-client-config';
 
 /** The `source` of every event token-keeper puts on EventBridge. */
 export const EVENT_SOURCE = 'token-keeper';
@@ -14,7 +15,8 @@ export function eventDetail(event: AppEvent): Record<string, unknown> {
 export class EventBridgePublisher implements EventPublisher {
   constructor(
     private readonly busName: string,
-    private readonly client: EventBridgeClient = new EventBridgeClient({}),
+    /** @default a client whose calls are bounded by the default AWS call limits */
+    private readonly client: EventBridgeClient = new EventBridgeClient(awsClientConfig()),
   ) {}
 
   async publish(event: AppEvent): Promise<void> {

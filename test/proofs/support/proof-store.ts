@@ -1,6 +1,7 @@
 import { StoreUnavailableError } from '../../../functions/core/errors';
 import type { RecordKey, TokenRecord } from '../../../functions/core/model';
 import type {
+  BreakerState,
   DueEntry,
   Fence,
   RecordFilter,
@@ -12,9 +13,10 @@ import type {
   WriteOutcome,
 } from '../../../functions/core/ports';
 import { sha256Hex } from '../../../local/transmit/state';
+import type { ActiveRule, CallKind, FaultProxy } from '../../support/fault-proxy';
 
 /** The store operations the proofs watch and fault. */
-export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue';
+export type StoreMethod = 'get' | 'put' | 'acquireLease' | 'delete' | 'queryDue' | 'markCorrupt';
 
 /**
  * Where an injected store fault strikes. `before`: the request never reaches DynamoDB (throttled).
@@ -51,17 +53,43 @@ interface QueuedFault {
  * StoreUnavailableErrors before or after the real call) and audit (every committed token set) the
  * calls the service makes.
  */
+
+/** Store faults injected below the SDK, by a proxy between the service's client and DynamoDB Local. */
+export interface WireFaults {
+  /** The production store whose client goes through the proxy. */
+  readonly store: TokenStore;
+  readonly proxy: FaultProxy;
+}
+
+/** The proxy's name for the calls of each store method. */
+const CALL_KIND: Readonly<Record<StoreMethod, CallKind>> = {
+  get: 'read',
+  put: 'commit',
+  acquireLease: 'lease',
+  delete: 'delete',
+  queryDue: 'query',
+  markCorrupt: 'other',
+};
+
 export class ProofStore implements TokenStore {
   /** Token sets of every write that DynamoDB accepted, in order. */
   readonly committed: Committed[] = [];
-  /** Faults thrown so far, by method. */
-  readonly faultsInjected: Record<StoreMethod, number> = {
+  readonly #thrown: Record<StoreMethod, number> = {
     get: 0,
     put: 0,
     acquireLease: 0,
     delete: 0,
     queryDue: 0,
+    markCorrupt: 0,
   };
+  /** On the wire: the proxy rules that fault each method's calls. */
+  readonly #rules: {
+    readonly method: StoreMethod;
+    readonly rule: ActiveRule;
+    readonly calls: Set<string>;
+  }[] = [];
+  readonly #service: TokenStore;
+  readonly #wire: WireFaults | undefined;
   hooks: StoreHooks = {};
   /**
    * Makes acquireLease answer 'ok' even when DynamoDB refused it: a lease that excludes nobody.
@@ -74,11 +102,44 @@ export class ProofStore implements TokenStore {
     /** The real store; tests read through it directly to see the table as it is. */
     readonly inner: TokenStore,
     private readonly track: Track = (work) => work(),
-  ) {}
+    /** Fault on the wire: the service's calls go to this store, whose client talks to the proxy. */
+    wire?: WireFaults,
+  ) {
+    this.#service = wire?.store ?? inner;
+    this.#wire = wire;
+  }
 
-  /** Fails the next `count` calls of `method` with StoreUnavailableError at `moment`. */
+  /** Faults injected so far, by method: failed calls (on the wire, each call's attempts all faulted). */
+  get faultsInjected(): Record<StoreMethod, number> {
+    const counts = { ...this.#thrown };
+    for (const { method, calls } of this.#rules) counts[method] += calls.size;
+    return counts;
+  }
+
+  /**
+   * Fails the next `count` calls of `method` at `moment`. Without a wire: a StoreUnavailableError
+   * thrown around the real call. On the wire: `before`, DynamoDB answers a throttle; `after`,
+   * DynamoDB applies the request and the answer is lost (the connection reset): on every SDK
+   * attempt of the call, so the service's client gives up on it as it would in AWS.
+   */
   failNext(method: StoreMethod, count: number, moment: FaultMoment = 'before'): void {
     if (count <= 0) return;
+    if (this.#wire) {
+      // The SDK sends one invocation id on every attempt of a call: the first `count` calls to
+      // arrive are faulted on all their attempts, whatever else runs concurrently.
+      const calls = new Set<string>();
+      const rule = this.#wire.proxy.add({
+        kind: CALL_KIND[method],
+        action: moment === 'before' ? { kind: 'throttle' } : { kind: 'dropAnswer' },
+        when: ({ invocationId }) => {
+          if (invocationId === undefined) return false;
+          if (!calls.has(invocationId) && calls.size < count) calls.add(invocationId);
+          return calls.has(invocationId);
+        },
+      });
+      this.#rules.push({ method, rule, calls });
+      return;
+    }
     const queue = this.#faults.get(method) ?? [];
     queue.push({ remaining: count, moment });
     this.#faults.set(method, queue);
@@ -87,6 +148,7 @@ export class ProofStore implements TokenStore {
   /** Drops every queued fault. */
   clearFaults(): void {
     this.#faults.clear();
+    for (const { rule } of this.#rules) rule.remove();
   }
 
   /** Total faults thrown. */
@@ -95,23 +157,55 @@ export class ProofStore implements TokenStore {
   }
 
   get(key: RecordKey): Promise<TokenRecord | undefined> {
-    return this.#call('get', `get ${key.userId}`, () => this.inner.get(key));
+    return this.#call('get', `get ${key.userId}`, () => this.#service.get(key));
+  }
+
+  /** Faulted and hooked as a `get`: the same read, with a projection. */
+  currentVersion(key: RecordKey): Promise<number | undefined> {
+    return this.#call('get', `get ${key.userId}`, () => this.#service.currentVersion(key));
+  }
+
+  markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
+    return this.#call('markCorrupt', `markCorrupt ${key.userId} v${version}`, () =>
+      this.#service.markCorrupt(key, version, nowSeconds),
+    );
   }
 
   async put(record: TokenRecord, fence: Fence): Promise<WriteOutcome> {
     const outcome = await this.#call('put', `put ${record.key.userId} v${record.version}`, async () => {
-      const written = await this.inner.put(record, fence);
-      if (written === 'ok' && record.tokens) {
-        this.committed.push({
-          key: record.key,
-          version: record.version,
-          accessHash: sha256Hex(record.tokens.accessToken.reveal()),
-          refreshHash: sha256Hex(record.tokens.refreshToken.reveal()),
-        });
+      let written: WriteOutcome;
+      try {
+        written = await this.#service.put(record, fence);
+      } catch (error) {
+        // On the wire the answer may be lost after DynamoDB applied the write: look at the table.
+        if (this.#wire) await this.#auditLanded(record);
+        throw error;
       }
+      if (written === 'ok') this.#audit(record);
       return written;
     });
     return outcome;
+  }
+
+  #audit(record: TokenRecord): void {
+    if (!record.tokens) return;
+    this.committed.push({
+      key: record.key,
+      version: record.version,
+      accessHash: sha256Hex(record.tokens.accessToken.reveal()),
+      refreshHash: sha256Hex(record.tokens.refreshToken.reveal()),
+    });
+  }
+
+  /** Records a write whose answer was lost when the table holds exactly what it wrote. */
+  async #auditLanded(record: TokenRecord): Promise<void> {
+    if (!record.tokens) return;
+    const stored = await this.track(() => this.inner.get(record.key));
+    const same =
+      stored?.version === record.version &&
+      stored.tokens !== undefined &&
+      stored.tokens.refreshToken.reveal() === record.tokens.refreshToken.reveal();
+    if (same) this.#audit(record);
   }
 
   acquireLease(
@@ -122,22 +216,38 @@ export class ProofStore implements TokenStore {
     nowMs: number,
   ): Promise<WriteOutcome> {
     return this.#call('acquireLease', `lease ${key.userId} v${version}`, async () => {
-      const outcome = await this.inner.acquireLease(key, version, leaseId, untilMs, nowMs);
+      const outcome = await this.#service.acquireLease(key, version, leaseId, untilMs, nowMs);
       return this.sabotageLease ? 'ok' : outcome;
     });
   }
 
+  countRejection(windowStart: number, expiresAt: number): Promise<number> {
+    return this.#service.countRejection(windowStart, expiresAt);
+  }
+
+  getBreaker(): Promise<BreakerState> {
+    return this.#service.getBreaker();
+  }
+
+  openBreaker(openedAt: number): Promise<WriteOutcome> {
+    return this.#service.openBreaker(openedAt);
+  }
+
+  closeBreaker(trustUntil: number): Promise<void> {
+    return this.#service.closeBreaker(trustUntil);
+  }
+
   delete(key: RecordKey, fence?: { readonly version: number }): Promise<WriteOutcome> {
-    return this.#call('delete', `delete ${key.userId}`, () => this.inner.delete(key, fence));
+    return this.#call('delete', `delete ${key.userId}`, () => this.#service.delete(key, fence));
   }
 
   // The sweep state and the Scans are passed through unwatched: the proofs fault the rotation path.
   readSweepState(): Promise<SweepState> {
-    return this.track(() => this.inner.readSweepState());
+    return this.track(() => this.#service.readSweepState());
   }
 
   writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome> {
-    return this.track(() => this.inner.writeSweepState(state, version));
+    return this.track(() => this.#service.writeSweepState(state, version));
   }
 
   scanRecords(
@@ -145,11 +255,11 @@ export class ProofStore implements TokenStore {
     limit: number,
     cursor?: string,
   ): Promise<{ records: RecordSchedule[]; cursor: string | undefined }> {
-    return this.track(() => this.inner.scanRecords(filter, limit, cursor));
+    return this.track(() => this.#service.scanRecords(filter, limit, cursor));
   }
 
   reschedule(key: RecordKey, fence: Fence, change: ScheduleChange): Promise<WriteOutcome> {
-    return this.track(() => this.inner.reschedule(key, fence, change));
+    return this.track(() => this.#service.reschedule(key, fence, change));
   }
 
   queryDue(
@@ -159,7 +269,7 @@ export class ProofStore implements TokenStore {
     cursor?: string,
   ): Promise<{ entries: DueEntry[]; cursor: string | undefined }> {
     return this.#call('queryDue', `queryDue ${shard}`, () =>
-      this.inner.queryDue(shard, nowSeconds, limit, cursor),
+      this.#service.queryDue(shard, nowSeconds, limit, cursor),
     );
   }
 
@@ -183,7 +293,7 @@ export class ProofStore implements TokenStore {
   }
 
   #fault(method: StoreMethod): StoreUnavailableError {
-    this.faultsInjected[method]++;
+    this.#thrown[method]++;
     return new StoreUnavailableError(`injected: the token table throttled ${method}`);
   }
 }

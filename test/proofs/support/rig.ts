@@ -19,6 +19,7 @@ import {
   type TransmitServer,
   type TransmitServerOptions,
 } from '../../../local/transmit-server';
+import { type FaultProxy, startFaultProxy } from '../../support/fault-proxy';
 import { ample, createTable, localDynamoClient } from '../../support/harness';
 import type { OidcServer, OidcSignInTokens } from '../../support/oidc-server';
 import { type IdpLedger, oidcLedger, type Served, transmitLedger } from './invariants';
@@ -44,6 +45,12 @@ export interface RigOptions {
   readonly random?: () => number;
   /** How long ago each sign-in happened when its tokens are stored. @default 0 */
   readonly signInAgeSeconds?: number;
+  /**
+   * Run the service's DynamoDB calls through a fault proxy with the production client and the
+   * configured deadlines, and inject the store faults there (below the SDK) instead of as thrown
+   * errors. @default false
+   */
+  readonly wire?: boolean;
 }
 
 /**
@@ -56,6 +63,8 @@ export interface Rig {
   /** The Transmit emulator (absent in oauth2 rigs). */
   readonly transmit: TransmitServer | undefined;
   readonly store: ProofStore;
+  /** The proxy in front of DynamoDB Local when the rig runs on the wire. */
+  readonly dynamoProxy: FaultProxy | undefined;
   readonly idp: ProofIdp;
   readonly runtime: Runtime;
   readonly metrics: InMemoryMetrics;
@@ -100,9 +109,26 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
   const config = loadConfig(env);
 
   const track = clock.track.bind(clock);
+  const cipher = LocalTokenCipher.fromBase64(keyBase64);
+  const dynamoProxy = options.wire
+    ? await startFaultProxy({ upstream: inject('dynamoEndpoint') })
+    : undefined;
   const store = new ProofStore(
-    new DynamoDbTokenStore({ tableName, cipher: LocalTokenCipher.fromBase64(keyBase64), client: dynamo }),
+    new DynamoDbTokenStore({ tableName, cipher, client: dynamo }),
     track,
+    dynamoProxy && {
+      proxy: dynamoProxy,
+      store: new DynamoDbTokenStore({
+        tableName,
+        cipher,
+        limits: config.aws,
+        clientConfig: {
+          endpoint: dynamoProxy.url,
+          region: 'local',
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        },
+      }),
+    },
   );
   const credentials = new StaticClientCredentials(env.CLIENT_ID!, env.CLIENT_SECRET!);
   const realIdp: IdentityProvider = options.oidc
@@ -128,6 +154,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     clock,
     transmit,
     store,
+    dynamoProxy,
     idp,
     runtime,
     metrics,
@@ -172,6 +199,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     eventsOf: (userId) => events.published.filter((e) => e.key.userId === userId).map((e) => e.type),
     async close() {
       await transmit?.close();
+      await dynamoProxy?.close();
       dynamo.destroy();
     },
   };

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClientTokenProvider } from '../../../functions/adapters/idp/client-token';
 import {
   ConfigurationError,
+  IdpConfigurationError,
   IdpTransientError,
   RefreshUnavailableError,
 } from '../../../functions/core/errors';
@@ -155,7 +156,7 @@ describe('Class: ClientTokenProvider', () => {
         '400 invalid_client',
         { status: 400, body: { error: 'invalid_client', error_description: 'bad secret' } },
       ],
-    ])('throws ConfigurationError after a second %s, having retried once', async (_label, reply) => {
+    ])('throws IdpConfigurationError after a second %s, having retried once', async (_label, reply) => {
       // Prepare
       server.enqueue(TOKEN_PATH, reply, reply);
 
@@ -163,7 +164,7 @@ describe('Class: ClientTokenProvider', () => {
       const error = await caught(provider().token());
 
       // Assess
-      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error).toBeInstanceOf(IdpConfigurationError);
       expect(error.message).toContain('client credentials rejected by the IdP');
       expect(server.requests).toHaveLength(2);
       expect(credentials.invalidations).toBe(1);
@@ -174,7 +175,7 @@ describe('Class: ClientTokenProvider', () => {
     it.each([
       ['400 invalid_scope', { status: 400, body: { error: 'invalid_scope' } }],
       ['403', { status: 403, body: { message: 'forbidden' } }],
-    ])('throws ConfigurationError without a retry for %s', async (_label, reply) => {
+    ])('throws IdpConfigurationError without a retry for %s', async (_label, reply) => {
       // Prepare
       server.enqueue(TOKEN_PATH, reply);
 
@@ -182,7 +183,7 @@ describe('Class: ClientTokenProvider', () => {
       const error = await caught(provider().token());
 
       // Assess
-      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error).toBeInstanceOf(IdpConfigurationError);
       expect(server.requests).toHaveLength(1);
       expect(credentials.invalidations).toBe(0);
     });
@@ -281,7 +282,8 @@ describe('Class: ClientTokenProvider', () => {
 
       // Assess
       expect(error).toBeInstanceOf(IdpTransientError);
-      expect(error.message).toContain('network error');
+      expect(error.message).toContain('connection refused');
+      expect((error as IdpTransientError).notConsumed).toBe(true);
     });
 
     it('lets errors of the credentials source through unchanged', async () => {

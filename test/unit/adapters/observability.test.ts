@@ -94,19 +94,49 @@ describe('Class: EmfMetrics', () => {
       expect(output.stdoutLines()).toEqual([]);
     });
 
-    it('writes a metric with dimensions at once as its own record, with the service and its dimensions', () => {
+    it('buffers a metric with dimensions too: nothing is written before flush()', () => {
+      // Prepare
+      const metrics = new EmfMetrics();
+
+      // Act
+      metrics.count('AccessTokenServed', 1, { source: 'cached' });
+
+      // Assess
+      expect(output.stdoutLines()).toEqual([]);
+    });
+
+    it('writes a breakdown apart when a second value of its dimension comes in the same invocation', () => {
       // Prepare
       const metrics = new EmfMetrics();
       metrics.count('RotationSucceeded');
-
-      // Act
       metrics.count('RotationFailed', 1, { reason: 'idp_timeout' });
       metrics.count('RotationFailed', 2, { reason: 'idp_rejected' });
 
-      // Assess
+      // Act
+      metrics.flush();
+
+      // Assess: the totals in one document, each reason in its own (one `reason` key per document).
       const records = emf();
-      expect(records).toHaveLength(2);
+      expect(records).toHaveLength(3);
       expect(records[0]).toMatchObject({
+        _aws: {
+          CloudWatchMetrics: [
+            {
+              Namespace: 'TokenKeeper',
+              Dimensions: [['service']],
+              Metrics: [
+                { Name: 'RotationSucceeded', Unit: 'Count' },
+                { Name: 'RotationFailed', Unit: 'Count' },
+              ],
+            },
+          ],
+        },
+        service: 'token-keeper',
+        RotationSucceeded: 1,
+        RotationFailed: [1, 2],
+      });
+      expect(records[0]).not.toHaveProperty('reason');
+      expect(records[1]).toMatchObject({
         _aws: {
           CloudWatchMetrics: [
             {
@@ -120,9 +150,9 @@ describe('Class: EmfMetrics', () => {
         reason: 'idp_timeout',
         RotationFailed: 1,
       });
-      expect(records[1]).toMatchObject({ reason: 'idp_rejected', RotationFailed: 2 });
-      // The buffered metric is not dragged into the dimensioned record.
-      for (const record of records) expect(record).not.toHaveProperty('RotationSucceeded');
+      expect(records[2]).toMatchObject({ reason: 'idp_rejected', RotationFailed: 2 });
+      // A plain metric is not dragged into a breakdown's record.
+      for (const record of records.slice(1)) expect(record).not.toHaveProperty('RotationSucceeded');
     });
 
     it('treats an empty dimensions object as no dimensions (buffered)', () => {
@@ -186,9 +216,10 @@ describe('Class: EmfMetrics', () => {
 
       // Assess
       const records = emf();
-      expect(records).toHaveLength(2);
+      expect(records).toHaveLength(1);
       for (const record of records) {
-        expect(record._aws.CloudWatchMetrics[0]?.Namespace).toBe('Acme/Tokens');
+        for (const directive of record._aws.CloudWatchMetrics)
+          expect(directive.Namespace).toBe('Acme/Tokens');
         expect(record.service).toBe('acme-keeper');
       }
     });
@@ -205,23 +236,81 @@ describe('Class: EmfMetrics', () => {
       expect(output.stderrLines()).toEqual([]);
     });
 
-    it('writes a breakdown at once and its plain total (what the alarms watch) on flush', () => {
-      // Prepare
+    it('writes a breakdown and its plain total (what the alarms watch) as ONE document with both dimension sets', () => {
+      // Prepare: what a warm getAccessToken records.
       const metrics = new EmfMetrics();
-      metrics.count('RotationFailed', 1, { reason: 'idp_timeout' });
-      const beforeFlush = output.stdoutLines().length;
+      metrics.count('AccessTokenServed', 1, { source: 'cached' });
 
       // Act
       metrics.flush();
 
       // Assess
-      expect(beforeFlush).toBe(1);
-      const lines = output.stdoutLines().map((line) => JSON.parse(line) as Record<string, unknown>);
-      expect(lines).toHaveLength(2);
-      expect(lines[0]).toMatchObject({ reason: 'idp_timeout', RotationFailed: 1 });
-      expect(lines[1]).toMatchObject({ RotationFailed: 1 });
-      expect(lines[1]).not.toHaveProperty('reason');
+      expect(output.stdoutLines()).toHaveLength(1);
+      const [record] = emf();
+      expect(record?._aws.CloudWatchMetrics).toEqual([
+        {
+          Namespace: 'TokenKeeper',
+          Dimensions: [['service'], ['service', 'source']],
+          Metrics: [{ Name: 'AccessTokenServed', Unit: 'Count' }],
+        },
+      ]);
+      expect(record).toMatchObject({ service: 'token-keeper', source: 'cached', AccessTokenServed: 1 });
       expect(output.stderrLines()).toEqual([]);
+    });
+
+    it('shares one document between totals and a breakdown in separate directives when their names differ', () => {
+      // Prepare: a sweep with one failure reason.
+      const metrics = new EmfMetrics();
+      metrics.count('SweepDue', 3);
+      metrics.count('RotationSucceeded', 2);
+      metrics.count('RotationFailed', 1, { reason: 'rejected' });
+      metrics.milliseconds('IdpLatency', 40);
+
+      // Act
+      metrics.flush();
+
+      // Assess
+      const records = emf();
+      expect(records).toHaveLength(1);
+      expect(records[0]?._aws.CloudWatchMetrics).toEqual([
+        {
+          Namespace: 'TokenKeeper',
+          Dimensions: [['service']],
+          Metrics: [
+            { Name: 'SweepDue', Unit: 'Count' },
+            { Name: 'RotationSucceeded', Unit: 'Count' },
+            { Name: 'IdpLatency', Unit: 'Milliseconds' },
+          ],
+        },
+        {
+          Namespace: 'TokenKeeper',
+          Dimensions: [['service'], ['service', 'reason']],
+          Metrics: [{ Name: 'RotationFailed', Unit: 'Count' }],
+        },
+      ]);
+      expect(records[0]).toMatchObject({
+        reason: 'rejected',
+        RotationFailed: 1,
+        SweepDue: 3,
+        IdpLatency: 40,
+      });
+    });
+
+    it('keeps a breakdown apart when the same metric also has values without it', () => {
+      // Prepare: the total (2) is not the breakdown's value (1), so they cannot share a key.
+      const metrics = new EmfMetrics();
+      metrics.count('ReauthRequired');
+      metrics.count('ReauthRequired', 1, { reason: 'deadline' });
+
+      // Act
+      metrics.flush();
+
+      // Assess
+      const records = emf();
+      expect(records).toHaveLength(2);
+      expect(records[0]).toMatchObject({ ReauthRequired: [1, 1] });
+      expect(records[0]).not.toHaveProperty('reason');
+      expect(records[1]).toMatchObject({ reason: 'deadline', ReauthRequired: 1 });
     });
 
     it('writes the buffer once: a second flush writes nothing', () => {
@@ -238,8 +327,8 @@ describe('Class: EmfMetrics', () => {
       expect(output.stderrLines()).toEqual([]);
     });
 
-    it('writes no warning after Powertools already published a full buffer of 100 values on its own', () => {
-      // Prepare: Powertools publishes by itself when one metric reaches 100 values.
+    it('writes a full buffer of 100 values of one metric on its own, and no empty document after it', () => {
+      // Prepare: a document may carry at most 100 values of a metric.
       const metrics = new EmfMetrics();
       for (let i = 0; i < 100; i++) metrics.count('SweepDue');
 
@@ -251,10 +340,9 @@ describe('Class: EmfMetrics', () => {
       expect(output.stderrLines()).toEqual([]);
     });
 
-    it('writes nothing when POWERTOOLS_METRICS_DISABLED is set (why the tests unset it)', () => {
+    it('writes nothing when disabled (POWERTOOLS_METRICS_DISABLED=true in the configuration)', () => {
       // Prepare
-      vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
-      const metrics = new EmfMetrics();
+      const metrics = new EmfMetrics({ disabled: true });
       metrics.count('RotationSucceeded');
 
       // Act

@@ -4,6 +4,7 @@ import type { TokenRecord } from '../../../functions/core/model';
 import { Secret } from '../../../functions/core/secret';
 import { Sweep, type SweepSettings } from '../../../functions/core/sweep';
 import { TokenService } from '../../../functions/core/token-service';
+import { caught } from '../../support/caught';
 import {
   activeRecord,
   clockBudget,
@@ -106,6 +107,32 @@ describe('Class: Sweep', () => {
         });
         expect(deps.metrics.total('SweepDue')).toBe(0);
         expect(deps.idp.calls).toBe(0);
+      });
+
+      it('counts one SweepCompleted per run that finished, the heartbeat', async () => {
+        // Prepare
+        const { deps, sweep } = setup();
+        deps.store.seed(dueRecord(0));
+        deps.idp.enqueue(tokenSet('new-0'));
+
+        // Act
+        await sweep.run(AMPLE);
+        await sweep.run(AMPLE);
+
+        // Assess
+        expect(deps.metrics.total('SweepCompleted')).toBe(2);
+      });
+
+      it('counts no SweepCompleted when the run fails', async () => {
+        // Prepare
+        const { deps, sweep } = setup();
+        deps.store.failNext('queryDue', 1);
+
+        // Act
+        await caught(sweep.run(AMPLE));
+
+        // Assess
+        expect(deps.metrics.total('SweepCompleted')).toBe(0);
       });
 
       it('skips a record whose live lease belongs to someone else', async () => {
@@ -384,19 +411,38 @@ describe('Class: Sweep', () => {
         expect(deps.metrics.total('TokensExpired')).toBe(0);
       });
 
-      it('counts a corrupt record as failed and leaves it for the operator', async () => {
+      it('counts a corrupt record once, takes it off the due index and leaves its tokens for the operator', async () => {
         // Prepare
         const { deps, sweep } = setup();
         deps.store.seed(dueRecord(0, { corrupt: true }));
 
         // Act
-        const summary = await sweep.run(AMPLE);
+        const first = await sweep.run(AMPLE);
+        const second = await sweep.run(AMPLE);
+        const third = await sweep.run(AMPLE);
 
         // Assess
-        expect(summary).toMatchObject({ due: 1, failed: 1 });
+        expect(first).toMatchObject({ due: 1, failed: 1 });
+        expect(second.due + third.due).toBe(0);
         expect(deps.idp.calls).toBe(0);
-        expect(deps.store.peek(keyOf(0))).toMatchObject({ version: 1, status: 'ACTIVE' });
-        expect(deps.metrics.total('RotationFailed', { reason: 'corrupted' })).toBe(1);
+        expect(deps.store.peek(keyOf(0))).toMatchObject({ version: 2, status: 'ACTIVE', dueAt: undefined });
+        expect(deps.metrics.total('CorruptRecordFound')).toBe(1);
+        expect(deps.metrics.total('RotationFailed')).toBe(0);
+      });
+
+      it('does not count a corrupt record a sibling sweep marked first', async () => {
+        // Prepare
+        const { deps, sweep } = setup();
+        deps.store.seed(dueRecord(0, { corrupt: true }));
+        deps.store.beforeNext('markCorrupt', () =>
+          deps.store.update(keyOf(0), (r) => ({ ...r, version: 2 })),
+        );
+
+        // Act
+        await sweep.run(AMPLE);
+
+        // Assess
+        expect(deps.metrics.total('CorruptRecordFound')).toBe(0);
       });
     });
 

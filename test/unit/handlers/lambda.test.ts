@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { build } from 'esbuild';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryLogger } from '../../../functions/adapters/observability/logger';
+import { InMemoryMetrics } from '../../../functions/adapters/observability/metrics';
 import type { Runtime } from '../../../functions/adapters/runtime';
 import {
   ConfigurationError,
@@ -25,15 +26,16 @@ import { caught, shown } from '../../support/caught';
 /** A value that must not leave the handler in any error. */
 const CANARY = 'rt-CANARY-0d9e5a';
 
-/** The wrapper uses only `logger` and `flush` of the runtime; the rest is never touched. */
+/** The wrapper uses only `logger`, `metrics` and `flush` of the runtime; the rest is never touched. */
 function fakeRuntime() {
   const calls: string[] = [];
   const logger = new MemoryLogger();
+  const metrics = new InMemoryMetrics();
   const flush = vi.fn(() => {
     calls.push('flush');
   });
-  const runtime = { logger, flush } satisfies Pick<Runtime, 'logger' | 'flush'>;
-  return { runtime: runtime as unknown as Runtime, logger, flush, calls };
+  const runtime = { logger, metrics, flush } satisfies Pick<Runtime, 'logger' | 'metrics' | 'flush'>;
+  return { runtime: runtime as unknown as Runtime, logger, metrics, flush, calls };
 }
 
 /** A Lambda context with only the one method the wrapper calls. */
@@ -43,6 +45,46 @@ function fakeContext(remainingMs: () => number): Context {
 }
 
 describe('Function: lambdaHandler', () => {
+  describe('Metrics: how a call ended', () => {
+    it.each([
+      [new TokenNotFoundError('no tokens'), 'ErrorAnswered', 'TokenNotFoundError'],
+      [new ReauthRequiredError('sign in again', 'deadline'), 'ErrorAnswered', 'ReauthRequiredError'],
+      [new ValidationError('bad'), 'ErrorAnswered', 'ValidationError'],
+      [new RefreshUnavailableError('later'), 'ErrorAnswered', 'RefreshUnavailableError'],
+      [new StoreUnavailableError('throttled'), 'UnexpectedError', 'StoreUnavailableError'],
+      [new TypeError('x is undefined'), 'UnexpectedError', 'TypeError'],
+    ] as const)('counts %s as %s by its name, once', async (error, metric, name) => {
+      // Prepare
+      const { runtime, metrics } = fakeRuntime();
+      const handler = lambdaHandler(
+        () => runtime,
+        async () => {
+          throw error;
+        },
+      );
+
+      // Act
+      await caught(handler({}));
+
+      // Assess
+      expect(metrics.points).toEqual([{ name: metric, value: 1, dimensions: { error: name } }]);
+    });
+
+    it('counts nothing when the call succeeds', async () => {
+      // Prepare
+      const { runtime, metrics } = fakeRuntime();
+
+      // Act
+      await lambdaHandler(
+        () => runtime,
+        async () => 'ok',
+      )({});
+
+      // Assess
+      expect(metrics.points).toEqual([]);
+    });
+  });
+
   it('returns what the body returns and hands it the runtime and the event', async () => {
     // Prepare
     const { runtime } = fakeRuntime();
