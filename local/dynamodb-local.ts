@@ -78,7 +78,8 @@ async function startOnce(options: DynamoDbLocalOptions, port: number): Promise<D
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** True when something accepts TCP connections on loopback `port`. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((done) => {
     const socket = new Socket();
     socket.once('connect', () => {

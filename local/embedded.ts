@@ -45,7 +45,17 @@ export interface Embedded {
   stop(): Promise<void>;
 }
 
-const TABLE_NAME = 'token-keeper-local';
+/** The table `npm start` keeps its data in (also what `npm run restore -- --local` opens). */
+export const LOCAL_TABLE_NAME = 'token-keeper-local';
+const TABLE_NAME = LOCAL_TABLE_NAME;
+/** The demo lifetimes of `npm start` (seconds), unless its options say otherwise. */
+export const DEMO_LIFETIMES = {
+  refreshTokenTtlSeconds: 600,
+  refreshAheadSeconds: 480,
+  maxRotationSeconds: 86_400,
+};
+/** Where `npm start` listens for DynamoDB Local by default. */
+export const LOCAL_DYNAMO_PORT = 4002;
 
 /**
  * Starts DynamoDB Local, the local Transmit server and the three handlers behind a small HTTP
@@ -54,12 +64,12 @@ const TABLE_NAME = 'token-keeper-local';
  */
 export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embedded> {
   const dataDir = resolve(options.dataDir ?? '.data');
-  const refreshTtl = options.refreshTokenTtlSeconds ?? 600;
-  const maxRotation = options.maxRotationSeconds ?? 86_400;
+  const refreshTtl = options.refreshTokenTtlSeconds ?? DEMO_LIFETIMES.refreshTokenTtlSeconds;
+  const maxRotation = options.maxRotationSeconds ?? DEMO_LIFETIMES.maxRotationSeconds;
   const started: { close(): Promise<void> }[] = [];
   try {
     const dynamo: DynamoDbLocal = await startDynamoDbLocal({
-      port: options.dynamoPort ?? 4002,
+      port: options.dynamoPort ?? LOCAL_DYNAMO_PORT,
       inMemory: options.inMemory ?? false,
       dataDir: resolve(dataDir, 'dynamodb'),
     });
@@ -84,7 +94,7 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
       CLIENT_SECRET: 'local-secret',
       LOCAL_TOKEN_KEY: options.inMemory ? randomBytes(32).toString('base64') : localKey(dataDir),
       REFRESH_TOKEN_TTL_SECONDS: String(refreshTtl),
-      REFRESH_AHEAD_SECONDS: String(options.refreshAheadSeconds ?? 480),
+      REFRESH_AHEAD_SECONDS: String(options.refreshAheadSeconds ?? DEMO_LIFETIMES.refreshAheadSeconds),
       MAX_ROTATION_SECONDS: String(maxRotation),
       // storeTokens checks each ID token against the emulator's keys, as it would against Transmit's.
       ID_TOKEN_JWKS_URL: `${transmit.baseUrl}/cis/oidc/jwks`,

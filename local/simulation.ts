@@ -405,7 +405,8 @@ async function scanAll(dynamo: DynamoDBClient, tableName: string) {
     items.push(...((page.Items ?? []) as Record<string, { S?: string; N?: string }>[]));
     start = page.LastEvaluatedKey as Record<string, never> | undefined;
   } while (start);
-  return items;
+  // Token records only: the sweep keeps its own state item (`#meta`) in the table too.
+  return items.filter((item) => item.pk?.S?.startsWith('u#'));
 }
 
 /** The report as a markdown table. */

@@ -17,6 +17,7 @@ import type {
   TokenStore,
 } from '../core/ports';
 import type { LifetimeSettings } from '../core/reindex';
+import { Restore } from '../core/restore';
 import type { RotationDeps, RotationSettings } from '../core/rotation';
 import { Sweep } from '../core/sweep';
 import { TokenService } from '../core/token-service';
@@ -41,6 +42,8 @@ export interface Runtime {
   readonly config: Config;
   readonly tokenService: TokenService;
   readonly sweep: Sweep;
+  /** The operator's restore of quarantined records. */
+  readonly restore: Restore;
   readonly store: TokenStore;
   /** The IdP client, built on first call (throws ConfigurationError when its settings are missing). */
   idp(): IdentityProvider;
@@ -138,6 +141,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
       idpRequestsPerSecond: config.idpRequestsPerSecond,
       reindex: { lifetimes: lifetimeSettings(config) },
     }),
+    restore: new Restore(deps),
     store,
     idp: idpClient,
     logger,
@@ -236,7 +240,13 @@ function credentialsFor(config: Config): ClientCredentialsSource {
 }
 
 /** What a Lambda function does; the ones that call the IdP check its settings at start. */
-export type FunctionRole = 'storeTokens' | 'getAccessToken' | 'refreshSweep' | 'disconnect' | 'expiryStream';
+export type FunctionRole =
+  | 'storeTokens'
+  | 'getAccessToken'
+  | 'refreshSweep'
+  | 'disconnect'
+  | 'expiryStream'
+  | 'restore';
 
 const instances = new Map<FunctionRole, Runtime>();
 
@@ -245,7 +255,7 @@ export function lambdaRuntime(role: FunctionRole): Runtime {
   let runtime = instances.get(role);
   if (!runtime) {
     runtime = buildRuntime(configFromEnvironment());
-    if (role !== 'storeTokens' && role !== 'expiryStream') runtime.idp();
+    if (role !== 'storeTokens' && role !== 'expiryStream' && role !== 'restore') runtime.idp();
     instances.set(role, runtime);
   }
   return runtime;

@@ -117,16 +117,22 @@ export function loweredSchedule(
     },
     reauthSoonSeconds,
   );
-  // Compared without jitter (the latest due time the policy allows), so that a record scheduled
-  // under the same settings is left alone; lowered, it gets its jitter as a new record would.
-  const latestDue = nextDueAt(refreshExpiresAt, rotationDeadline, policy, nowSeconds, () => 0, soonAt);
-  const dueAt =
-    record.dueAt > latestDue
-      ? Math.min(
-          record.dueAt,
-          nextDueAt(refreshExpiresAt, rotationDeadline, policy, nowSeconds, random, soonAt),
-        )
-      : record.dueAt;
+  let dueAt = record.dueAt;
+  if (record.failures > 0) {
+    // In backoff after a failure: the stored time is the retry, which must stay (it bounds the
+    // attempts per hour); it only has to stay ahead of a lowered expiry, as retries do.
+    dueAt = Math.min(record.dueAt, Math.max(nowSeconds, refreshExpiresAt - 60));
+  } else {
+    // Compared without jitter (the latest due time the policy allows), so that a record scheduled
+    // under the same settings is left alone; lowered, it gets its jitter as a new record would.
+    const latestDue = nextDueAt(refreshExpiresAt, rotationDeadline, policy, nowSeconds, () => 0, soonAt);
+    if (record.dueAt > latestDue) {
+      dueAt = Math.min(
+        record.dueAt,
+        nextDueAt(refreshExpiresAt, rotationDeadline, policy, nowSeconds, random, soonAt),
+      );
+    }
+  }
   const dueShard =
     record.dueShard !== undefined && record.dueShard < dueShards
       ? record.dueShard

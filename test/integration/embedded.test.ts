@@ -19,7 +19,15 @@ describe('Embedded runtime', () => {
   };
   const itemCount = async () => {
     const client = localDynamoClientAt(embedded.dynamoEndpoint);
-    const result = await client.send(new ScanCommand({ TableName: embedded.tableName, Select: 'COUNT' }));
+    // Token records only: the sweep keeps its own state item (`#meta`) in the table too.
+    const result = await client.send(
+      new ScanCommand({
+        TableName: embedded.tableName,
+        Select: 'COUNT',
+        FilterExpression: 'begins_with(pk, :user)',
+        ExpressionAttributeValues: { ':user': { S: 'u#' } },
+      }),
+    );
     client.destroy();
     return result.Count ?? 0;
   };

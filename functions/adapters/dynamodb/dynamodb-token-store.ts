@@ -345,17 +345,17 @@ export class DynamoDbTokenStore implements TokenStore {
   }
 
   async writeSweepState(state: SweepStateChange, version: number): Promise<WriteOutcome> {
-    const set = ['stateVersion = :next'];
+    const set = ['#stateVersion = :next'];
     const remove: string[] = [];
     const values: Record<string, unknown> = { ':next': version + 1 };
-    if (state.indexedSettings === undefined) remove.push('indexedSettings');
+    if (state.indexedSettings === undefined) remove.push('#indexedSettings');
     else {
-      set.push('indexedSettings = :settings');
+      set.push('#indexedSettings = :settings');
       values[':settings'] = state.indexedSettings;
     }
-    if (state.reindex === undefined) remove.push('reindex');
+    if (state.reindex === undefined) remove.push('#reindex');
     else {
-      set.push('reindex = :reindex');
+      set.push('#reindex = :reindex');
       values[':reindex'] = stripUndefined({ ...state.reindex });
     }
     if (version > 0) values[':version'] = version;
@@ -365,7 +365,14 @@ export class DynamoDbTokenStore implements TokenStore {
           TableName: this.tableName,
           Key: SWEEP_STATE_KEY,
           UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-          ConditionExpression: version > 0 ? 'stateVersion = :version' : 'attribute_not_exists(stateVersion)',
+          ConditionExpression:
+            version > 0 ? '#stateVersion = :version' : 'attribute_not_exists(#stateVersion)',
+          // `reindex` is a DynamoDB reserved word: every name goes through a placeholder.
+          ExpressionAttributeNames: {
+            '#stateVersion': 'stateVersion',
+            '#indexedSettings': 'indexedSettings',
+            '#reindex': 'reindex',
+          },
           ExpressionAttributeValues: values,
         }),
       ),

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { shardOf } from '../../../functions/core/lifetimes';
 import type { LifetimePolicy, RecordKey } from '../../../functions/core/model';
-import type { LifetimeSettings } from '../../../functions/core/reindex';
+import { type LifetimeSettings, loweredSchedule } from '../../../functions/core/reindex';
 import { Secret } from '../../../functions/core/secret';
 import { Sweep } from '../../../functions/core/sweep';
 import { TokenService } from '../../../functions/core/token-service';
 import {
+  activeRecord,
   DAY,
   FakeClock,
   fixedBudget,
@@ -363,5 +364,26 @@ describe('Settings that change under stored records', () => {
     expect(final.rotations).toBe(1);
     expect(final.refreshExpiresAt).toBe(committedAt + 7 * DAY);
     expect(final.dueAt!).toBeLessThanOrEqual(committedAt + 4 * DAY);
+  });
+
+  it('leaves a record in backoff at its retry time: a re-index never undoes the backoff', () => {
+    // Prepare: it failed and waits for its retry in 5 minutes.
+    const now = T0;
+    const record = activeRecord(now, { failures: 2, dueAt: now + 300, refreshExpiresAt: now + DAY });
+
+    // Act: under the same settings, and under a TTL that lowers its expiry (issued 10 days ago).
+    const same = loweredSchedule(record, TEST_LIFETIMES, 0, 4, now, () => 0.5);
+    const lowered = loweredSchedule(
+      { ...record, refreshExpiresAt: now + 10 * DAY, lastRotatedAt: now - 10 * DAY },
+      TEST_LIFETIMES,
+      0,
+      4,
+      now,
+      () => 0.5,
+    );
+
+    // Assess
+    expect(same).toBeUndefined();
+    expect(lowered).toMatchObject({ refreshExpiresAt: now + 4 * DAY, dueAt: now + 300 });
   });
 });
