@@ -7,10 +7,13 @@ import { DEMO_LIFETIMES, LOCAL_DYNAMO_PORT, LOCAL_TABLE_NAME } from '../local/em
 const USAGE = `Restores quarantined (REAUTH_REQUIRED) records once the cause is fixed.
 
   npm run restore -- --from <time> --to <time> --reason <reason> [--reason ...] [--dry-run] [--local]
+  npm run restore -- --close-breaker [--trust-minutes <n>] [--local]
 
   --from, --to    the window in which the records were marked (ISO 8601 or epoch seconds)
   --reason        refresh_rejected, unusable_answer, deadline, expired, corrupted (repeat or comma-separate)
   --dry-run       report what would be restored; write nothing
+  --close-breaker close the rejection circuit breaker once its cause is fixed; with --trust-minutes,
+                  rejections in the next n minutes are acted on without counting (a real mass revocation)
   --local         the data of \`npm start\` (.data/), through its DynamoDB Local or one started for the run
   --data-dir      with --local: the data folder (default .data)
   --dynamo-port   with --local: where \`npm start\`'s DynamoDB Local listens (default ${LOCAL_DYNAMO_PORT})
@@ -31,10 +34,14 @@ async function main(argv: string[]): Promise<number> {
       local: { type: 'boolean', default: false },
       'data-dir': { type: 'string', default: '.data' },
       'dynamo-port': { type: 'string', default: String(LOCAL_DYNAMO_PORT) },
+      'close-breaker': { type: 'boolean', default: false },
+      'trust-minutes': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
+  if (values['close-breaker'])
+    return closeBreaker(values.local, values['data-dir'], values['dynamo-port'], values['trust-minutes']);
   if (values.help || !values.from || !values.to || !values.reason) {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
@@ -59,6 +66,42 @@ async function main(argv: string[]): Promise<number> {
     const report = await runtime.restore.run(request, { remainingMs: () => Number.POSITIVE_INFINITY });
     runtime.flush();
     process.stdout.write(`restore report:\n${JSON.stringify(report, null, 2)}\n`);
+    return 0;
+  } finally {
+    await ownDynamo?.stop();
+  }
+}
+
+/** Closes the rejection circuit breaker, printing its state before and after (no token is read). */
+async function closeBreaker(
+  local: boolean,
+  dataDir: string,
+  dynamoPort: string,
+  trustMinutes: string,
+): Promise<number> {
+  if (!/^\d+$/.test(trustMinutes)) {
+    process.stdout.write('--trust-minutes must be a whole number of minutes\n');
+    return 2;
+  }
+  let ownDynamo: DynamoDbLocal | undefined;
+  try {
+    if (local) ownDynamo = await useLocalData(dataDir, Number(dynamoPort));
+    const { configFromEnvironment } = await import('../functions/config');
+    const { buildRuntime, rotationSettings } = await import('../functions/adapters/runtime');
+    const { RejectionBreaker } = await import('../functions/core/rejection-breaker');
+    const config = configFromEnvironment();
+    const runtime = buildRuntime(config);
+    const breaker = new RejectionBreaker({
+      store: runtime.store,
+      clock: runtime.clock,
+      metrics: runtime.metrics,
+      logger: runtime.logger,
+      settings: rotationSettings(config).rejectionBreaker,
+    });
+    const before = await runtime.store.getBreaker();
+    await breaker.close(Number(trustMinutes) * 60);
+    const after = await runtime.store.getBreaker();
+    process.stdout.write(`rejection breaker: ${JSON.stringify({ before, after })}\n`);
     return 0;
   } finally {
     await ownDynamo?.stop();
