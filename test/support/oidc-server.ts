@@ -42,6 +42,8 @@ export interface OidcServer {
   readonly tokenEndpoint: string;
   /** Revocation endpoint URL (RFC 7009), from discovery. */
   readonly revocationEndpoint: string;
+  /** Where the server publishes its ID token signing keys (`jwks_uri`), from discovery. */
+  readonly jwksUri: string;
   /** Id of the client_secret_basic client (same as `clients.basic.id`). */
   readonly clientId: string;
   /** Secret of the client_secret_basic client (same as `clients.basic.secret`). */
@@ -141,6 +143,7 @@ interface OidcProviderModule {
 interface DiscoveryDocument {
   readonly token_endpoint?: unknown;
   readonly revocation_endpoint?: unknown;
+  readonly jwks_uri?: unknown;
 }
 
 /**
@@ -195,15 +198,29 @@ function stop(server: Server): Promise<void> {
   });
 }
 
-async function discover(issuer: string): Promise<{ tokenEndpoint: string; revocationEndpoint: string }> {
+interface Endpoints {
+  readonly tokenEndpoint: string;
+  readonly revocationEndpoint: string;
+  readonly jwksUri: string;
+}
+
+async function discover(issuer: string): Promise<Endpoints> {
   const response = await fetch(`${issuer}/.well-known/openid-configuration`);
   if (!response.ok) throw new Error(`OIDC discovery failed with HTTP ${response.status}`);
   const document = (await response.json()) as DiscoveryDocument;
-  const { token_endpoint: tokenEndpoint, revocation_endpoint: revocationEndpoint } = document;
-  if (typeof tokenEndpoint !== 'string' || typeof revocationEndpoint !== 'string') {
-    throw new Error('OIDC discovery document lacks token_endpoint or revocation_endpoint');
+  const {
+    token_endpoint: tokenEndpoint,
+    revocation_endpoint: revocationEndpoint,
+    jwks_uri: jwksUri,
+  } = document;
+  if (
+    typeof tokenEndpoint !== 'string' ||
+    typeof revocationEndpoint !== 'string' ||
+    typeof jwksUri !== 'string'
+  ) {
+    throw new Error('OIDC discovery document lacks token_endpoint, revocation_endpoint or jwks_uri');
   }
-  return { tokenEndpoint, revocationEndpoint };
+  return { tokenEndpoint, revocationEndpoint, jwksUri };
 }
 
 function newClient(label: string): OidcClientCredentials {
@@ -296,7 +313,7 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
   });
   server.on('request', provider.callback());
 
-  let endpoints: { tokenEndpoint: string; revocationEndpoint: string };
+  let endpoints: Endpoints;
   try {
     endpoints = await discover(issuer);
   } catch (error) {
@@ -337,6 +354,7 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
     issuer,
     tokenEndpoint: endpoints.tokenEndpoint,
     revocationEndpoint: endpoints.revocationEndpoint,
+    jwksUri: endpoints.jwksUri,
     clientId: basic.id,
     clientSecret: basic.secret,
     clients: { basic, post },
