@@ -202,6 +202,27 @@ export function copyRecord(record: TokenRecord): TokenRecord {
   };
 }
 
+/** What a Scan reads of a record: the schedule fields the adapter projects, nothing else. */
+function scheduleOf(record: TokenRecord): RecordSchedule {
+  return {
+    key: { ...record.key },
+    status: record.status,
+    version: record.version,
+    lease: record.lease ? { ...record.lease } : undefined,
+    authenticatedAt: record.authenticatedAt,
+    lastRotatedAt: record.lastRotatedAt,
+    refreshExpiresAt: record.refreshExpiresAt,
+    rotationDeadline: record.rotationDeadline,
+    expiresAt: record.expiresAt,
+    dueShard: record.dueShard,
+    dueAt: record.dueAt,
+    failures: record.failures,
+    reauthSoonNotifiedAt: record.reauthSoonNotifiedAt,
+    reauthReason: record.reauthReason,
+    reauthAt: record.reauthAt,
+  };
+}
+
 function storageKey(key: RecordKey): string {
   return `u#${key.userId}\u0000r#${key.resource}`;
 }
@@ -228,6 +249,8 @@ export class InMemoryTokenStore implements TokenStore {
   private readonly hooks = new Map<StoreMethod, StoreHook[]>();
   /** Shard counts registered by writes into the due index (the adapter's `ADD shardsUsed`). */
   private readonly shardsUsed = new Set<number>();
+  /** As the adapter: counts below this were registered by this instance already. */
+  private registeredShards = 0;
   private sweepState: Omit<SweepState, 'shardsUsed'> = {
     indexedSettings: undefined,
     reindex: undefined,
@@ -321,8 +344,9 @@ export class InMemoryTokenStore implements TokenStore {
           current.lease === undefined ||
           current.lease.untilMs < fence.noLiveLeaseAtMs);
     }
+    // As the adapter: the shard is registered before the conditional write, whatever its outcome.
+    this.registerShard(record.dueShard);
     if (holds) {
-      if (record.dueShard !== undefined) this.shardsUsed.add(record.dueShard + 1);
       const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
       this.items.set(id, stored);
     }
@@ -435,14 +459,7 @@ export class InMemoryTokenStore implements TokenStore {
       ) {
         continue;
       }
-      const {
-        tokens: _tokens,
-        tokenType: _type,
-        accessExpiresAt: _access,
-        corrupt: _corrupt,
-        ...schedule
-      } = copyRecord(record);
-      records.push(schedule);
+      records.push(scheduleOf(record));
     }
     return { records, cursor: page.length === limit ? page.at(-1) : undefined };
   }
@@ -459,8 +476,8 @@ export class InMemoryTokenStore implements TokenStore {
       (fence.noLiveLeaseAtMs === undefined ||
         current.lease === undefined ||
         current.lease.untilMs < fence.noLiveLeaseAtMs);
+    this.registerShard(change.dueShard);
     if (holds) {
-      this.shardsUsed.add(change.dueShard + 1);
       this.items.set(id, { ...current, ...change });
     }
     if (failure) throw failure.error();
@@ -488,6 +505,13 @@ export class InMemoryTokenStore implements TokenStore {
     const next =
       page.length === limit && last ? JSON.stringify({ dueAt: last.dueAt, id: last.id }) : undefined;
     return { entries: page.map(({ key, dueAt }) => ({ key, dueAt })), cursor: next };
+  }
+
+  /** The adapter's registration: once per instance and count, below which every shard may hold records. */
+  private registerShard(shard: number | undefined): void {
+    if (shard === undefined || shard < this.registeredShards) return;
+    this.shardsUsed.add(shard + 1);
+    this.registeredShards = shard + 1;
   }
 
   /** Records the call, runs its hook, and throws or returns the injected failure. */

@@ -348,14 +348,16 @@ export class DynamoDbTokenStore implements TokenStore {
     const set = ['stateVersion = :next'];
     const remove: string[] = [];
     const values: Record<string, unknown> = { ':next': version + 1 };
-    if (state.indexedSettings === undefined) remove.push('indexedSettings');
+    // `reindex` is a DynamoDB reserved word: both attributes go through names.
+    const names: Record<string, string> = { '#settings': 'indexedSettings', '#reindex': 'reindex' };
+    if (state.indexedSettings === undefined) remove.push('#settings');
     else {
-      set.push('indexedSettings = :settings');
+      set.push('#settings = :settings');
       values[':settings'] = state.indexedSettings;
     }
-    if (state.reindex === undefined) remove.push('reindex');
+    if (state.reindex === undefined) remove.push('#reindex');
     else {
-      set.push('reindex = :reindex');
+      set.push('#reindex = :reindex');
       values[':reindex'] = stripUndefined({ ...state.reindex });
     }
     if (version > 0) values[':version'] = version;
@@ -366,6 +368,7 @@ export class DynamoDbTokenStore implements TokenStore {
           Key: SWEEP_STATE_KEY,
           UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
           ConditionExpression: version > 0 ? 'stateVersion = :version' : 'attribute_not_exists(stateVersion)',
+          ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
       ),
