@@ -338,6 +338,47 @@ export function tokenStoreContract(name: string, open: () => Promise<TokenStore>
       });
     });
 
+    describe('Method: readSchedule', () => {
+      it('is undefined without a record, and reads the schedule without token material', async () => {
+        // Prepare
+        const store = await open();
+        const written = fullRecord(alice, {
+          status: 'REAUTH_REQUIRED',
+          reauthReason: 'deadline',
+          reauthAt: T0,
+        });
+        await putAll(store, [written]);
+
+        // Act
+        const missing = await store.readSchedule(bob);
+        const view = await store.readSchedule(alice);
+
+        // Assess
+        expect(missing).toBeUndefined();
+        expect(definedOnly(view ?? {})).toEqual(scheduleOf(written));
+        expect(view?.corruptAt).toBeUndefined();
+        expect(JSON.stringify(view)).not.toContain('rt-');
+      });
+
+      it('shows when the record was marked corrupt, until a put replaces it', async () => {
+        // Prepare
+        const store = await open();
+        await putAll(store, [record(alice)]);
+        await store.markCorrupt(alice, 1, T0 + 5);
+
+        // Act
+        const marked = await store.readSchedule(alice);
+        await store.put(record(alice, { version: 3 }), { version: 2 });
+        const replaced = await store.readSchedule(alice);
+
+        // Assess
+        expect(marked?.corruptAt).toBe(T0 + 5);
+        expect(marked?.version).toBe(2);
+        expect(replaced?.corruptAt).toBeUndefined();
+        expect(replaced?.version).toBe(3);
+      });
+    });
+
     describe('Method: acquireLease', () => {
       it('takes the lease when the version holds and none is live, leaving the version as it is', async () => {
         // Prepare

@@ -20,6 +20,7 @@ import type {
   IdentityProvider,
   RecordFilter,
   RecordSchedule,
+  RecordView,
   ScheduleChange,
   SweepState,
   SweepStateChange,
@@ -158,7 +159,8 @@ export type StoreMethod =
   | 'writeSweepState'
   | 'scanRecords'
   | 'reschedule'
-  | 'markCorrupt';
+  | 'markCorrupt'
+  | 'readSchedule';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -251,6 +253,8 @@ export class InMemoryTokenStore implements TokenStore {
   private readonly shardsUsed = new Set<number>();
   /** As the adapter: counts below this were registered by this instance already. */
   private registeredShards = 0;
+  /** The adapter's `corruptAt` attribute: set by markCorrupt, gone when a put replaces the record. */
+  private readonly corruptMarks = new Map<string, number>();
   private sweepState: Omit<SweepState, 'shardsUsed'> = {
     indexedSettings: undefined,
     reindex: undefined,
@@ -315,7 +319,14 @@ export class InMemoryTokenStore implements TokenStore {
     return this.items.get(storageKey(key))?.version;
   }
 
-  async markCorrupt(key: RecordKey, version: number, _nowSeconds: number): Promise<WriteOutcome> {
+  async readSchedule(key: RecordKey): Promise<RecordView | undefined> {
+    await this.enter({ method: 'readSchedule', key: { ...key } });
+    const id = storageKey(key);
+    const record = this.items.get(id);
+    return record ? { ...scheduleOf(record), corruptAt: this.corruptMarks.get(id) } : undefined;
+  }
+
+  async markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
     const failure = await this.enter({ method: 'markCorrupt', key: { ...key }, version }, true);
     const id = storageKey(key);
     const current = this.items.get(id);
@@ -323,6 +334,7 @@ export class InMemoryTokenStore implements TokenStore {
     if (holds) {
       const { dueShard: _shard, dueAt: _due, ...rest } = current;
       this.items.set(id, { ...rest, version: version + 1, dueShard: undefined, dueAt: undefined });
+      this.corruptMarks.set(id, nowSeconds);
     }
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
@@ -349,6 +361,7 @@ export class InMemoryTokenStore implements TokenStore {
     if (holds) {
       const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
       this.items.set(id, stored);
+      this.corruptMarks.delete(id);
     }
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
@@ -411,7 +424,10 @@ export class InMemoryTokenStore implements TokenStore {
     );
     const current = this.items.get(storageKey(key));
     const holds = fence === undefined || (current !== undefined && current.version === fence.version);
-    if (holds) this.items.delete(storageKey(key));
+    if (holds) {
+      this.items.delete(storageKey(key));
+      this.corruptMarks.delete(storageKey(key));
+    }
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
   }
