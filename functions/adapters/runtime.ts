@@ -253,7 +253,16 @@ function credentialsFor(config: Config): ClientCredentialsSource {
 }
 
 /** What a Lambda function does; the ones that call the IdP check its settings at start. */
-export type FunctionRole = 'storeTokens' | 'getAccessToken' | 'refreshSweep' | 'disconnect' | 'expiryStream';
+export type FunctionRole =
+  | 'storeTokens'
+  | 'getAccessToken'
+  | 'refreshSweep'
+  | 'disconnect'
+  | 'expiryStream'
+  | 'tokenStatus';
+
+/** The functions that never call the IdP, so need none of its settings. */
+const WITHOUT_IDP: readonly FunctionRole[] = ['storeTokens', 'expiryStream', 'tokenStatus'];
 
 const instances = new Map<FunctionRole, Runtime>();
 
@@ -262,7 +271,7 @@ export function lambdaRuntime(role: FunctionRole, parts: RuntimeOverrides = {}):
   let runtime = instances.get(role);
   if (!runtime) {
     runtime = buildRuntime(configFromEnvironment(), parts);
-    if (role !== 'storeTokens' && role !== 'expiryStream') runtime.idp();
+    if (!WITHOUT_IDP.includes(role)) runtime.idp();
     instances.set(role, runtime);
   }
   return runtime;

@@ -5,7 +5,14 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-const FUNCTIONS = ['store-tokens', 'get-access-token', 'refresh-sweep', 'disconnect', 'expiry-stream'];
+const FUNCTIONS = [
+  'store-tokens',
+  'get-access-token',
+  'refresh-sweep',
+  'disconnect',
+  'expiry-stream',
+  'token-status',
+];
 
 /** The source files and packages esbuild puts into each function's bundle, from one build of all. */
 async function bundledInputs(): Promise<Map<string, string[]>> {
