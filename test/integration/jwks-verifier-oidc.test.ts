@@ -116,4 +116,36 @@ describe('Class: JwksIdTokenVerifier, against oidc-provider', () => {
       await expectInvalid(verify, idToken, 'id_token iss does not match the issuer');
     });
   });
+
+  describe('Method: verify, ES256', () => {
+    let ecServer: OidcServer;
+
+    beforeAll(async () => {
+      ecServer = await startOidcServer({ idTokenAlg: 'ES256' });
+    });
+
+    afterAll(async () => {
+      await ecServer.close();
+    });
+
+    it('accepts an ES256 ID token signed with the P-256 key', async () => {
+      // Prepare
+      const { id_token: idToken } = await ecServer.signIn(USER);
+      if (idToken === undefined) throw new Error('oidc-provider issued no id_token');
+      const header = JSON.parse(Buffer.from(idToken.split('.')[0] ?? '', 'base64url').toString()) as {
+        alg: string;
+      };
+
+      // Act
+      const verify = new JwksIdTokenVerifier({
+        jwksUrl: ecServer.jwksUri,
+        issuer: ecServer.issuer,
+        audience: ecServer.clientId,
+      }).verify(new Secret(idToken), USER);
+
+      // Assess
+      expect(header.alg).toBe('ES256');
+      await expect(verify).resolves.toBeUndefined();
+    });
+  });
 });

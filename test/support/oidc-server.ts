@@ -70,6 +70,11 @@ export interface OidcServerOptions {
    * @default 1_209_600 (14 days)
    */
   readonly refreshTokenTtlSeconds?: number;
+  /**
+   * The algorithm the server signs ID tokens with (it holds an RSA and a P-256 key).
+   * @default 'RS256'
+   */
+  readonly idTokenAlg?: 'RS256' | 'ES256';
 }
 
 const DEFAULT_REFRESH_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
@@ -227,8 +232,13 @@ function newClient(label: string): OidcClientCredentials {
   return { id: `token-keeper-${label}`, secret: randomBytes(32).toString('base64url') };
 }
 
-function clientMetadata(client: OidcClientCredentials, authMethod: string): Record<string, unknown> {
+function clientMetadata(
+  client: OidcClientCredentials,
+  authMethod: string,
+  idTokenAlg: string,
+): Record<string, unknown> {
   return {
+    id_token_signed_response_alg: idTokenAlg,
     client_id: client.id,
     client_secret: client.secret,
     token_endpoint_auth_method: authMethod,
@@ -255,10 +265,23 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
   const basic = newClient('basic');
   const post = newClient('post');
   const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ecSigningKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    format: 'jwk',
+  });
+  const idTokenAlg = options.idTokenAlg ?? 'RS256';
 
   const configuration: Record<string, unknown> = {
-    clients: [clientMetadata(basic, 'client_secret_basic'), clientMetadata(post, 'client_secret_post')],
-    jwks: { keys: [{ ...signingKey, kid: 'test-signing-key', alg: 'RS256', use: 'sig' }] },
+    clients: [
+      clientMetadata(basic, 'client_secret_basic', idTokenAlg),
+      clientMetadata(post, 'client_secret_post', idTokenAlg),
+    ],
+    jwks: {
+      keys: [
+        { ...signingKey, kid: 'test-signing-key', alg: 'RS256', use: 'sig' },
+        { ...ecSigningKey, kid: 'test-signing-key-ec', alg: 'ES256', use: 'sig' },
+      ],
+    },
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
     scopes: SCOPE.split(' '),
     rotateRefreshToken: true,
     issueRefreshToken: async () => true,
