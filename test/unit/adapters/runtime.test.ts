@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
-import { buildRuntime } from '../../../functions/adapters/runtime';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { buildRuntime, lambdaRuntime } from '../../../functions/adapters/runtime';
 import { loadConfig } from '../../../functions/config';
 import { ConfigurationError } from '../../../functions/core/errors';
 import type { IdTokenVerifier } from '../../../functions/core/ports';
@@ -94,5 +94,28 @@ describe('Function: buildRuntime', () => {
 
     // Assess
     expect(idTokenVerifierFor).not.toHaveBeenCalled();
+  });
+});
+
+describe('Function: lambdaRuntime', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('builds tokenStatus without IdP credentials (it never calls the IdP), and refuses getAccessToken without them', () => {
+    // Prepare: the environment is read once per process, so both roles see this one.
+    vi.stubEnv('TOKEN_TABLE_NAME', 'tokens');
+    vi.stubEnv('LOCAL_TOKEN_KEY', randomBytes(32).toString('base64'));
+    vi.stubEnv('CLIENT_ID', '');
+    vi.stubEnv('CLIENT_SECRET', '');
+    vi.stubEnv('CLIENT_CREDENTIALS_SECRET_ARN', '');
+
+    // Act
+    const status = () => lambdaRuntime('tokenStatus');
+    const serve = () => lambdaRuntime('getAccessToken');
+
+    // Assess
+    expect(status).not.toThrow();
+    expect(serve).toThrow(ConfigurationError);
   });
 });
