@@ -58,7 +58,7 @@ export const DEMO_LIFETIMES = {
 export const LOCAL_DYNAMO_PORT = 4002;
 
 /**
- * Starts DynamoDB Local, the local Transmit server and the three handlers behind a small HTTP
+ * Starts DynamoDB Local, the local Transmit server and the handlers behind a small HTTP
  * server, with the sweep on a timer. The handlers are the real ones, configured through the same
  * environment variables as in AWS (the SDK's own AWS_ENDPOINT_URL_DYNAMODB points at DynamoDB Local).
  */
@@ -112,6 +112,7 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
     const { handler: getAccessToken } = await import('../functions/handlers/get-access-token');
     const { handler: refreshSweep } = await import('../functions/handlers/refresh-sweep');
     const { handler: disconnect } = await import('../functions/handlers/disconnect');
+    const { handler: tokenStatus } = await import('../functions/handlers/token-status');
     const sweepNow = () => refreshSweep({ source: 'local.timer', 'detail-type': 'Scheduled Event' });
 
     const service: HandlerServer = await startHandlerServer(
@@ -120,6 +121,7 @@ export async function startEmbedded(options: EmbeddedOptions = {}): Promise<Embe
         'get-access-token': (event) => getAccessToken(event),
         'refresh-sweep': () => sweepNow(),
         disconnect: (event) => disconnect(event),
+        'token-status': (event) => tokenStatus(event),
       },
       { port: options.servicePort ?? 4000 },
     );

@@ -45,6 +45,10 @@ export interface SimulationOptions {
   readonly onProgress?: (line: string) => void;
   /** Observation and fault hooks (alarm evaluation). */
   readonly hooks?: SimulationHooks;
+  /** Incidents on top of the background fault rate, each in a window of virtual time. @default none */
+  readonly incidents?: readonly SimulationIncident[];
+  /** Due-index shards at the start. @default 4 */
+  readonly dueShards?: number;
 }
 
 /** The handlers the simulation calls, named as their functions are in the stack. */
@@ -60,6 +64,27 @@ export interface SimulatedInvocation {
   /** The error it ended with (a Lambda function error), if any. */
   readonly error: Error | undefined;
 }
+
+/**
+ * An incident during the run:
+ * - `idpForbidden`: the IdP answers 403 to every refresh (a permission mistake at deploy time);
+ * - `idpRejectsAll`: the IdP answers `invalid_grant` to every refresh without consuming anything
+ *   (a wrong tenant or region): the rejection breaker must trip, and the users marked before it
+ *   tripped are restored by the operator (`npm run restore`) once the incident is over;
+ * - `storeStalls`: DynamoDB answers the lease and the commit late (`delaySeconds` of the lease each,
+ *   in virtual time), for a share of the calls;
+ * - `dueShardsChange`: the deployment changes `DUE_SHARDS` under the stored records.
+ */
+export type SimulationIncident =
+  | { readonly kind: 'idpForbidden' | 'idpRejectsAll'; readonly startDay: number; readonly hours: number }
+  | {
+      readonly kind: 'storeStalls';
+      readonly startDay: number;
+      readonly hours: number;
+      readonly share: number;
+      readonly delaySeconds: number;
+    }
+  | { readonly kind: 'dueShardsChange'; readonly startDay: number; readonly dueShards: number };
 
 /** What a step hook sees. */
 export interface SimulationStep {
@@ -89,6 +114,11 @@ export interface SimulationHooks {
 /** The outcome, with the figures the README shows. */
 export interface SimulationReport {
   readonly options: Required<Omit<SimulationOptions, 'dynamoEndpoint' | 'onProgress' | 'hooks'>>;
+  /** getAccessToken calls that needed a refresh (served refreshed or stale, or failed retryably). */
+  readonly onDemandRefreshes: number;
+  /** Of those, the ones that failed (RefreshUnavailableError) outside an incident window. */
+  readonly onDemandFailures: number;
+  readonly incidentFigures: IncidentFigures;
   readonly signIns: number;
   readonly rotations: number;
   readonly idpRefreshCalls: number;
@@ -113,6 +143,22 @@ export interface SimulationReport {
   readonly notEndedAtDeadline: number;
   readonly sweeps: number;
   readonly wallSeconds: number;
+}
+
+/** What the incidents did. */
+export interface IncidentFigures {
+  /** Refreshes the IdP refused as a configuration problem (403): nobody was marked for them. */
+  readonly configurationRejections: number;
+  /** Times the rejection breaker opened. */
+  readonly breakerTrips: number;
+  /** Rejections the open breaker held (token kept, retried later). */
+  readonly rejectionsHeld: number;
+  /** Records the operator's restore put back after the rejection incident. */
+  readonly restored: number;
+  /** Lease or commit answers delayed by a stall. */
+  readonly storeStalls: number;
+  /** Records rotated while in a shard above the current DUE_SHARDS (moved down as they rotated). */
+  readonly dueShardsChanges: number;
 }
 
 /** A small, seeded PRNG (mulberry32) so a run can be repeated. */
@@ -143,6 +189,8 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
     refreshTokenTtlSeconds: input.refreshTokenTtlSeconds ?? 14 * DAY,
     maxRotationSeconds: input.maxRotationSeconds ?? 365 * DAY,
     seed: input.seed ?? 1,
+    incidents: input.incidents ?? [],
+    dueShards: input.dueShards ?? 4,
   };
   const started = Date.now();
   const random = seeded(options.seed);
@@ -167,7 +215,7 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
   });
   try {
     const keyBase64 = randomBytes(32).toString('base64');
-    const config = loadConfig({
+    const environment = {
       TOKEN_TABLE_NAME: tableName,
       TRANSMIT_BASE_URL: transmit.baseUrl,
       CLIENT_ID: 'local-client',
@@ -179,26 +227,67 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       REAUTH_SOON_DAYS: String(Math.min(14, Math.floor(options.maxRotationSeconds / DAY / 4))),
       SWEEP_CONCURRENCY: '16',
       IDP_RATE_LIMIT_RPS: '1000',
-    });
+    };
+    let config = loadConfig({ ...environment, DUE_SHARDS: String(options.dueShards) });
     const hooks = input.hooks ?? {};
     const metrics = hooks.metrics?.(clock) ?? new InMemoryMetrics();
     const logger = new MemoryLogger();
     const events = new LogEventPublisher(logger);
-    const runtime = buildRuntime(config, {
-      clock,
-      metrics,
-      logger,
-      events,
-      random,
-      store: wrap(
-        hooks.wrapStore,
-        new DynamoDbTokenStore({
-          tableName,
-          cipher: wrap(hooks.wrapCipher, LocalTokenCipher.fromBase64(keyBase64)),
-          client: dynamo,
-        }),
-      ),
-    });
+    const figures = { storeStalls: 0, restored: 0 };
+    const inIncident = (kind: SimulationIncident['kind'], nowSeconds: number) =>
+      options.incidents.some(
+        (incident) =>
+          incident.kind === kind &&
+          'hours' in incident &&
+          nowSeconds >= start + incident.startDay * DAY &&
+          nowSeconds < start + incident.startDay * DAY + incident.hours * 3600,
+      );
+    // A stalled store: the lease or commit answer arrives late, in virtual time (the world waits).
+    const stalling = (store: TokenStore): TokenStore => {
+      const late = async <T>(answer: Promise<T>): Promise<T> => {
+        const result = await answer;
+        const stall = options.incidents.find(
+          (incident) =>
+            incident.kind === 'storeStalls' &&
+            nowMs / 1000 >= start + incident.startDay * DAY &&
+            nowMs / 1000 < start + incident.startDay * DAY + incident.hours * 3600,
+        );
+        if (stall?.kind === 'storeStalls' && random() < stall.share) {
+          figures.storeStalls++;
+          nowMs += stall.delaySeconds * 1000;
+        }
+        return result;
+      };
+      return new Proxy(store, {
+        get(target, property, receiver) {
+          const value = Reflect.get(target, property, receiver);
+          if (property === 'acquireLease' || property === 'put') {
+            return (...args: unknown[]) =>
+              late((value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+          }
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+    };
+    const buildFor = (current: typeof config) =>
+      buildRuntime(current, {
+        clock,
+        metrics,
+        logger,
+        events,
+        random,
+        store: stalling(
+          wrap(
+            hooks.wrapStore,
+            new DynamoDbTokenStore({
+              tableName,
+              cipher: wrap(hooks.wrapCipher, LocalTokenCipher.fromBase64(keyBase64)),
+              client: dynamo,
+            }),
+          ),
+        ),
+      });
+    let runtime = buildFor(config);
     // Each call is timed and reported as Lambda would count it (invocation, error, duration).
     const observed =
       <E, R>(functionName: SimulatedFunction, handler: (event: E) => Promise<R>) =>
@@ -230,10 +319,16 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       ),
     };
 
-    // Faults: the emulator fails this share of refresh requests, of assorted kinds.
-    if (options.faultRate > 0) {
-      transmit.faults.failRate(options.faultRate, { kind: 'status', status: 503 });
-    }
+    // Faults: the emulator fails this share of refresh requests, of assorted kinds; an incident
+    // replaces them while it lasts.
+    const background = () => {
+      transmit.faults.reset();
+      if (options.faultRate > 0) transmit.faults.failRate(options.faultRate, { kind: 'status', status: 503 });
+    };
+    background();
+    let incidentNow: SimulationIncident['kind'] | undefined;
+    let rejectionIncidentEnded = false;
+    let onDemandFailures = 0;
 
     const signInAt = Array.from({ length: options.users }, () => random() * options.signInSpreadDays * DAY);
     const deadlineOf = new Map<string, number>();
@@ -251,6 +346,46 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
     for (let t = 0; t <= options.days * DAY; t += stepSeconds) {
       nowMs = (start + t) * 1000;
       const nowSeconds = start + t;
+      const incident = (['idpForbidden', 'idpRejectsAll'] as const).find((kind) =>
+        inIncident(kind, nowSeconds),
+      );
+      if (incident !== incidentNow) {
+        if (incident === 'idpForbidden') transmit.faults.failRate(1, { kind: 'status', status: 403 });
+        else if (incident === 'idpRejectsAll') transmit.faults.failRate(1, { kind: 'deadToken' });
+        else background();
+        if (incidentNow === 'idpRejectsAll') rejectionIncidentEnded = true;
+        incidentNow = incident;
+      }
+      for (const change of options.incidents) {
+        if (change.kind !== 'dueShardsChange') continue;
+        const at = start + change.startDay * DAY;
+        if (at > nowSeconds - stepSeconds && at <= nowSeconds) {
+          config = loadConfig({ ...environment, DUE_SHARDS: String(change.dueShards) });
+          runtime = buildFor(config);
+        }
+      }
+      if (rejectionIncidentEnded) {
+        // The operator, told by the breaker's alarm, fixed the cause: put back who was marked.
+        rejectionIncidentEnded = false;
+        for (const window of options.incidents) {
+          if (window.kind !== 'idpRejectsAll') continue;
+          const from = start + window.startDay * DAY;
+          const report = await runtime.restore.run(
+            {
+              from,
+              to: from + window.hours * 3600 + stepSeconds,
+              reasons: ['refresh_rejected'],
+              dryRun: false,
+            },
+            { remainingMs: () => Number.POSITIVE_INFINITY },
+          );
+          figures.restored += report.restored;
+        }
+        for (const userId of [...endedAt.keys()]) {
+          const record = await runtime.store.get({ userId, resource: 'default' });
+          if (record?.status === 'ACTIVE') endedAt.delete(userId);
+        }
+      }
       const step = await hooks.beforeStep?.({
         nowMs,
         elapsedSeconds: t,
@@ -285,6 +420,7 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
             () => undefined,
             (error: Error) => {
               callErrors[error.name] = (callErrors[error.name] ?? 0) + 1;
+              if (error.name === 'RefreshUnavailableError' && !incidentNow) onDemandFailures++;
               if (error.name === 'ReauthRequiredError' && !endedAt.has(userId))
                 endedAt.set(userId, nowSeconds);
             },
@@ -359,8 +495,24 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
       const match = /^Reauth Required \((.+)\)$/.exec(name);
       if (match) reauthRequiredEvents[match[1]!] = count;
     }
+    const onDemandRefreshes =
+      metrics.total('AccessTokenServed', { source: 'refreshed' }) +
+      metrics.total('AccessTokenServed', { source: 'stale' }) +
+      (callErrors.RefreshUnavailableError ?? 0);
     return {
       options,
+      onDemandRefreshes,
+      onDemandFailures,
+      incidentFigures: {
+        configurationRejections: metrics.total('IdpConfigurationRejected'),
+        breakerTrips: logger.lines.filter((line) =>
+          line.message.startsWith('rejection circuit breaker opened'),
+        ).length,
+        rejectionsHeld: metrics.total('RotationFailed', { reason: 'rejected_held' }),
+        restored: figures.restored,
+        storeStalls: figures.storeStalls,
+        dueShardsChanges: options.incidents.filter((i) => i.kind === 'dueShardsChange').length,
+      },
       signIns,
       rotations,
       idpRefreshCalls,
@@ -437,10 +589,40 @@ export function formatReport(report: SimulationReport): string {
     ['not ended at their deadline', report.notEndedAtDeadline],
     ['refresh tokens presented twice', report.duplicateIdpUses],
     ['reuse detections at the IdP', report.reuseDetections],
+    [
+      'on-demand refreshes failed (outside incidents)',
+      `${report.onDemandFailures} of ${report.onDemandRefreshes} (${report.onDemandRefreshes === 0 ? 0 : ((100 * report.onDemandFailures) / report.onDemandRefreshes).toFixed(3)} %)`,
+    ],
+    ...incidentRows(report),
     ['**lost tokens**', `**${report.lostTokens}**`],
     ['wall time', `${report.wallSeconds} s`],
   ];
   return ['| figure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+}
+
+function incidentRows(report: SimulationReport): [string, string | number][] {
+  const incidents = report.options.incidents;
+  if (incidents.length === 0) return [];
+  const f = report.incidentFigures;
+  const describe = (incident: SimulationIncident): string => {
+    switch (incident.kind) {
+      case 'idpForbidden':
+        return `day ${incident.startDay}: IdP answers 403 to every refresh for ${incident.hours} h`;
+      case 'idpRejectsAll':
+        return `day ${incident.startDay}: IdP answers invalid_grant to every refresh for ${incident.hours} h`;
+      case 'storeStalls':
+        return `day ${incident.startDay}: ${Math.round(incident.share * 100)} % of lease and commit answers ${incident.delaySeconds} s late for ${incident.hours} h`;
+      case 'dueShardsChange':
+        return `day ${incident.startDay}: DUE_SHARDS changed to ${incident.dueShards}`;
+    }
+  };
+  return [
+    ['incidents', incidents.map(describe).join('; ')],
+    ['  refreshes refused as configuration (nobody marked)', f.configurationRejections],
+    ['  rejection breaker trips / rejections held', `${f.breakerTrips} / ${f.rejectionsHeld}`],
+    ['  records restored by the operator after the incident', f.restored],
+    ['  store answers stalled', f.storeStalls],
+  ];
 }
 
 function formatCounts(counts: Readonly<Record<string, number>>): string {

@@ -503,6 +503,8 @@ class LocalTransmitServer implements TransmitServer {
 
 function faultReply(fault: Fault): Reply {
   switch (fault.kind) {
+    case 'deadToken':
+      return json(400, { error: 'invalid_grant', error_description: 'refresh token not found' });
     case 'status':
       return cisError(fault.status, STATUS_MESSAGES[fault.status] ?? 'Server Error');
     case 'rateLimit':

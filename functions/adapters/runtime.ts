@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { type Config, configFromEnvironment } from '../config';
+import { type Config, configFromEnvironment, type IdTokenConfig } from '../config';
 import { ConfigurationError } from '../core/errors';
 import { ExpiryWatch } from '../core/expiry-watch';
 import { DEFAULT_SCHEDULE } from '../core/lifetimes';
@@ -28,7 +28,6 @@ import type { TokenCipher } from './cipher/token-cipher';
 import { type ClientCredentialsSource, StaticClientCredentials } from './credentials/client-credentials';
 import { SecretsManagerClientCredentials } from './credentials/secrets-manager-credentials';
 import { DynamoDbTokenStore } from './dynamodb/dynamodb-token-store';
-import { JwksIdTokenVerifier } from './idp/jwks-verifier';
 import { OAuth2IdentityProvider } from './idp/oauth2';
 import { OAuth2SessionTerminator, TransmitSessionTerminator } from './idp/session-terminator';
 import { TransmitIdentityProvider } from './idp/transmit';
@@ -69,12 +68,31 @@ export interface RuntimeOverrides {
   readonly events?: EventPublisher;
   readonly sessions?: SessionTerminator;
   readonly idTokens?: IdTokenVerifier;
+  /**
+   * Builds the ID token verifier when the configuration asks for one. Only storeTokens verifies,
+   * so only its handler passes this and only its bundle carries the verifier and its library;
+   * without it, a configured verification fails closed (ConfigurationError on the first token).
+   */
+  readonly idTokenVerifierFor?: IdTokenVerifierFactory;
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly fetch?: typeof fetch;
   /** @default 100 */
   readonly sweepPageSize?: number;
 }
+
+/** Builds an ID token verifier from its settings, the runtime's clock and, in tests, its fetch. */
+export type IdTokenVerifierFactory = (
+  settings: IdTokenConfig,
+  parts: { readonly clock: Clock; readonly fetch?: typeof fetch },
+) => IdTokenVerifier;
+
+/** Stands in for a verifier the configuration asks for but this function was not built with. */
+const verifierNotBuilt: IdTokenVerifier = {
+  verify: async () => {
+    throw new ConfigurationError('ID token verification is configured but this function cannot verify');
+  },
+};
 
 /** Builds the adapters that the configuration names and the two core services on top of them. */
 export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
@@ -111,11 +129,10 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
   const idTokens =
     overrides.idTokens ??
     (config.idToken
-      ? new JwksIdTokenVerifier({
-          ...config.idToken,
+      ? (overrides.idTokenVerifierFor?.(config.idToken, {
           clock,
           ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
-        })
+        }) ?? verifierNotBuilt)
       : undefined);
 
   const deps: RotationDeps = {
@@ -246,16 +263,20 @@ export type FunctionRole =
   | 'refreshSweep'
   | 'disconnect'
   | 'expiryStream'
-  | 'restore';
+  | 'restore'
+  | 'tokenStatus';
+
+/** The functions that never call the IdP, so need none of its settings. */
+const WITHOUT_IDP: readonly FunctionRole[] = ['storeTokens', 'expiryStream', 'tokenStatus', 'restore'];
 
 const instances = new Map<FunctionRole, Runtime>();
 
 /** The runtime of this Lambda instance, built from the environment on first use. */
-export function lambdaRuntime(role: FunctionRole): Runtime {
+export function lambdaRuntime(role: FunctionRole, parts: RuntimeOverrides = {}): Runtime {
   let runtime = instances.get(role);
   if (!runtime) {
-    runtime = buildRuntime(configFromEnvironment());
-    if (role !== 'storeTokens' && role !== 'expiryStream' && role !== 'restore') runtime.idp();
+    runtime = buildRuntime(configFromEnvironment(), parts);
+    if (!WITHOUT_IDP.includes(role)) runtime.idp();
     instances.set(role, runtime);
   }
   return runtime;

@@ -8,3 +8,6 @@ export const GET_ACCESS_TOKEN_FUNCTION_ENV = 'TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNC
 
 /** Set by `grantStoreTokens`: the name of the storeTokens function. */
 export const STORE_TOKENS_FUNCTION_ENV = 'TOKEN_KEEPER_STORE_TOKENS_FUNCTION';
+
+/** Set by `grantTokenStatus`: the name of the tokenStatus function. */
+export const TOKEN_STATUS_FUNCTION_ENV = 'TOKEN_KEEPER_TOKEN_STATUS_FUNCTION';

@@ -8,7 +8,13 @@ import {
   ValidationError,
 } from '../core/errors';
 
-const REAUTH_REASONS: readonly ReauthReason[] = ['refresh_rejected', 'deadline', 'expired', 'corrupted'];
+const REAUTH_REASONS: readonly ReauthReason[] = [
+  'refresh_rejected',
+  'deadline',
+  'expired',
+  'corrupted',
+  'unusable_answer',
+];
 
 /**
  * How the service words each reason today (functions/core/token-service.ts). Used only when
@@ -38,7 +44,7 @@ const SETUP_ERRORS = new Set([
  * service's typed errors. Only the messages of the service's public errors are passed on (they are
  * written to be safe); for anything else only the error type is named, never its message or trace.
  */
-export function errorFromFunctionError(payload: string): TokenKeeperError {
+export function errorFromFunctionError(payload: string, functionLabel = 'getAccessToken'): TokenKeeperError {
   const { errorType, errorMessage } = parseErrorPayload(payload);
   const message = errorMessage.slice(0, MAX_MESSAGE_LENGTH);
   switch (errorType) {
@@ -56,23 +62,28 @@ export function errorFromFunctionError(payload: string): TokenKeeperError {
       // A timeout, a crash or an internal error: the caller can only retry later; the function's
       // own Errors alarm tells the operator.
       return new RefreshUnavailableError(
-        `the getAccessToken function failed (${safeName(errorType)}); retry later`,
+        `the ${functionLabel} function failed (${safeName(errorType)}); retry later`,
       );
   }
 }
 
 /** Maps a failed Invoke call (the SDK threw) to a typed error, keeping the SDK error as `cause`. */
-export function errorFromInvokeFailure(error: unknown, functionName: string): TokenKeeperError {
+export function errorFromInvokeFailure(
+  error: unknown,
+  functionName: string,
+  functionLabel = 'getAccessToken',
+): TokenKeeperError {
   const name = error instanceof Error ? error.name : 'UnknownError';
   if (SETUP_ERRORS.has(name)) {
+    const grant = `grant${functionLabel.charAt(0).toUpperCase()}${functionLabel.slice(1)}`;
     return new ConfigurationError(
-      `cannot invoke the getAccessToken function "${functionName}" (${name}): grant the caller with ` +
-        'grantGetAccessToken and check the function name',
+      `cannot invoke the ${functionLabel} function "${functionName}" (${name}): grant the caller with ` +
+        `${grant} and check the function name`,
       { cause: error },
     );
   }
   return new RefreshUnavailableError(
-    `invoking the getAccessToken function failed (${safeName(name)}); retry later`,
+    `invoking the ${functionLabel} function failed (${safeName(name)}); retry later`,
     {
       cause: error,
     },

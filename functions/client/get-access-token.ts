@@ -2,8 +2,9 @@ import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/
 import { ConfigurationError, ValidationError } from '../core/errors';
 import { DEFAULT_RESOURCE } from '../core/model';
 import { Secret } from '../core/secret';
-import { GET_ACCESS_TOKEN_FUNCTION_ENV } from './env';
+import { GET_ACCESS_TOKEN_FUNCTION_ENV, TOKEN_STATUS_FUNCTION_ENV } from './env';
 import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
+import { invokeTokenStatus, type TokenStatus, type TokenStatusRequest } from './token-status';
 
 /** What a caller asks for. */
 export interface GetAccessTokenRequest {
@@ -43,6 +44,11 @@ export interface TokenKeeperClientOptions {
    */
   readonly functionName?: string;
   /**
+   * Name or ARN of the tokenStatus function.
+   * @default - the TOKEN_KEEPER_TOKEN_STATUS_FUNCTION environment variable (set by grantTokenStatus)
+   */
+  readonly tokenStatusFunctionName?: string;
+  /**
    * The Lambda client to invoke with.
    * @default - one client shared by this module
    */
@@ -65,6 +71,12 @@ export interface TokenKeeperClient {
   getAccessToken(request: GetAccessTokenRequest): Promise<AccessToken>;
   /** Forgets the cached token (e.g. after the API it was sent to answered 401). */
   invalidate(key: { readonly userId: string; readonly resource?: string }): void;
+  /**
+   * Where the user's offline access stands (`ACTIVE`, or `REAUTH_REQUIRED` with its reason), with
+   * the rotation deadline, the last rotation and the failures; never a token, never cached.
+   * Throws TokenNotFoundError when nothing is stored for the user.
+   */
+  getTokenStatus(request: TokenStatusRequest): Promise<TokenStatus>;
 }
 
 const DEFAULT_MIN_VALIDITY_SECONDS = 60;
@@ -170,6 +182,16 @@ export function createTokenKeeperClient(options: TokenKeeperClientOptions = {}):
     invalidate(key: { readonly userId: string; readonly resource?: string }): void {
       cache.delete(cacheKey(key.userId, key.resource ?? DEFAULT_RESOURCE));
     },
+
+    async getTokenStatus(request: TokenStatusRequest): Promise<TokenStatus> {
+      const name = options.tokenStatusFunctionName ?? process.env[TOKEN_STATUS_FUNCTION_ENV];
+      if (!name) {
+        throw new ConfigurationError(
+          `${TOKEN_STATUS_FUNCTION_ENV} is not set: grant this function with grantTokenStatus or pass tokenStatusFunctionName`,
+        );
+      }
+      return invokeTokenStatus(options.lambdaClient ?? sharedClient(), name, request);
+    },
   };
 }
 
@@ -190,6 +212,20 @@ export function getAccessToken(
     defaultClients.set(key, client);
   }
   return client.getAccessToken(request);
+}
+
+/** Where a user's offline access stands (see {@link TokenKeeperClient.getTokenStatus}), with the module's shared client. */
+export function getTokenStatus(
+  request: TokenStatusRequest,
+  options: Pick<TokenKeeperClientOptions, 'tokenStatusFunctionName'> = {},
+): Promise<TokenStatus> {
+  const key = `status:${options.tokenStatusFunctionName ?? ''}`;
+  let client = defaultClients.get(key);
+  if (client === undefined) {
+    client = createTokenKeeperClient(options);
+    defaultClients.set(key, client);
+  }
+  return client.getTokenStatus(request);
 }
 
 function normalize(request: GetAccessTokenRequest): Required<GetAccessTokenRequest> {

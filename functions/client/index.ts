@@ -1,4 +1,4 @@
-/** What a caller Lambda imports: `getAccessToken` over Lambda Invoke, and the typed errors it throws. */
+/** What a caller Lambda imports: `getAccessToken` and `getTokenStatus` over Lambda Invoke, and the typed errors they throw. */
 
 export type { ReauthReason } from '../core/errors';
 export {
@@ -10,12 +10,14 @@ export {
   ValidationError,
 } from '../core/errors';
 export { Secret } from '../core/secret';
-export { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from './env';
+export { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV, TOKEN_STATUS_FUNCTION_ENV } from './env';
 export {
   type AccessToken,
   createTokenKeeperClient,
   type GetAccessTokenRequest,
   getAccessToken,
+  getTokenStatus,
   type TokenKeeperClient,
   type TokenKeeperClientOptions,
 } from './get-access-token';
+export type { TokenStatus, TokenStatusRequest } from './token-status';

@@ -41,6 +41,12 @@ export interface TokenStore {
    * writer that replaces a record needs no right to open the tokens in it. Undefined when absent.
    */
   currentVersion(key: RecordKey): Promise<number | undefined>;
+  /**
+   * The record's schedule and whether it was marked corrupt (a projection, strongly consistent),
+   * without its token material: nothing is decrypted, so a status reader needs no key. A record
+   * whose tokens no longer decrypt but that nobody marked yet reads as it is.
+   */
+  readSchedule(key: RecordKey): Promise<RecordView | undefined>;
   /** Writes the whole record if the fence holds; the record carries its new version. */
   put(record: TokenRecord, fence: Fence): Promise<WriteOutcome>;
   /** Takes the lease if the version is unchanged and no live lease exists, or renews it for its holder. */
@@ -127,6 +133,12 @@ export type RecordSchedule = Pick<
   | 'reauthReason'
   | 'reauthAt'
 >;
+
+/** What {@link TokenStore.readSchedule} reads: the schedule, and when the record was marked corrupt. */
+export type RecordView = RecordSchedule & {
+  /** Epoch seconds, set by {@link TokenStore.markCorrupt}; undefined while unmarked. */
+  readonly corruptAt: number | undefined;
+};
 
 /** New lifetimes and due time of a record (all epoch seconds), and its new version. */
 export interface ScheduleChange {

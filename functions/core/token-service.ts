@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  type ReauthReason,
   ReauthRequiredError,
   RefreshUnavailableError,
   TokenNotFoundError,
@@ -8,7 +9,7 @@ import {
 import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
 import type { RecordKey, TokenRecord } from './model';
-import type { TerminationOutcome } from './ports';
+import type { RecordView, TerminationOutcome } from './ports';
 import { type Budget, errorName, logKey, Rotation, type RotationDeps } from './rotation';
 import type { Secret } from './secret';
 import type { GetAccessTokenInput, StoreTokensInput } from './validation';
@@ -35,6 +36,32 @@ export interface DisconnectResult {
   readonly superseded: boolean;
   /** What happened at the IdP: `failed` means the record was deleted locally all the same. */
   readonly idpLogout: TerminationOutcome | 'failed' | 'skipped';
+}
+
+/**
+ * Where a user's offline access stands, without any token: what an app needs to show "offline
+ * access until ..." or to ask the user to sign in again. Times are epoch seconds.
+ */
+export interface TokenStatus {
+  readonly userId: string;
+  readonly resource: string;
+  /** `ACTIVE`: getAccessToken can serve; `REAUTH_REQUIRED`: only a new sign-in helps. */
+  readonly status: 'ACTIVE' | 'REAUTH_REQUIRED';
+  /** Why a new sign-in is needed (REAUTH_REQUIRED only). */
+  readonly reason?: ReauthReason;
+  /** No rotation extends access past this: the user signs in again by then at the latest. */
+  readonly rotationDeadline: number;
+  /** When the current refresh token expires unless it is rotated first. */
+  readonly refreshTokenExpiresAt: number;
+  /** The last successful rotation, if any since the sign-in. */
+  readonly lastRotatedAt?: number;
+  /** Failed rotation attempts since the last success. */
+  readonly failures: number;
+  /**
+   * Until when the app has offline access without a new sign-in: the rotation deadline while
+   * ACTIVE; when it ended (the verdict's time, else the refresh token's expiry) once REAUTH_REQUIRED.
+   */
+  readonly offlineAccessUntil: number;
 }
 
 /** Slack after a sibling's lease ends for its commit to become visible, before a waiter takes over. */
@@ -263,6 +290,35 @@ export class TokenService {
     return { ...result, deleted: true, superseded: false, idpLogout };
   }
 
+  /**
+   * The record's status, read without its tokens (nothing is decrypted): the same verdict
+   * getAccessToken would reach without calling the IdP. A quarantined record's tokens never come
+   * out. Throws TokenNotFoundError when there is no live record.
+   */
+  async status(key: RecordKey): Promise<TokenStatus> {
+    const view = await this.deps.store.readSchedule(key);
+    if (!view) throw notFound(key);
+    const verdict = verdictOf(view, view.corruptAt !== undefined, this.nowSeconds());
+    if (verdict === 'gone') throw notFound(key);
+    const common = {
+      userId: key.userId,
+      resource: key.resource,
+      rotationDeadline: view.rotationDeadline,
+      refreshTokenExpiresAt: view.refreshExpiresAt,
+      ...(view.lastRotatedAt !== undefined ? { lastRotatedAt: view.lastRotatedAt } : {}),
+      failures: view.failures,
+    };
+    if (verdict === 'servable') {
+      return { ...common, status: 'ACTIVE', offlineAccessUntil: view.rotationDeadline };
+    }
+    return {
+      ...common,
+      status: 'REAUTH_REQUIRED',
+      reason: verdict,
+      offlineAccessUntil: Math.min(view.reauthAt ?? view.refreshExpiresAt, view.rotationDeadline),
+    };
+  }
+
   /** Reads the record and rejects what cannot be served. */
   private async readLive(key: RecordKey): Promise<TokenRecord> {
     const record = await this.deps.store.get(key);
@@ -272,26 +328,14 @@ export class TokenService {
   }
 
   private assertServable(record: TokenRecord): void {
-    const nowSeconds = this.nowSeconds();
-    if (record.expiresAt <= nowSeconds) {
-      // DynamoDB deletes expired items late. One that ran out at its rotation deadline says why.
-      if (record.status === 'ACTIVE' && record.refreshExpiresAt >= record.rotationDeadline) {
-        throw new ReauthRequiredError(reauthMessage('deadline'), 'deadline');
-      }
-      throw notFound(record.key);
-    }
-    if (record.status === 'REAUTH_REQUIRED') {
-      const reason = record.reauthReason ?? 'refresh_rejected';
-      throw new ReauthRequiredError(reauthMessage(reason), reason);
-    }
-    if (record.corrupt || !record.tokens) {
+    const corrupt = record.corrupt === true || !record.tokens;
+    const verdict = verdictOf(record, corrupt, this.nowSeconds());
+    if (verdict === 'gone') throw notFound(record.key);
+    if (verdict === 'servable') return;
+    if (verdict === 'corrupted' && record.status === 'ACTIVE') {
       this.deps.logger.error('stored tokens cannot be decrypted; not served', logKey(record.key));
-      throw new ReauthRequiredError(reauthMessage('corrupted'), 'corrupted');
     }
-    if (record.refreshExpiresAt <= nowSeconds) {
-      const reason = record.refreshExpiresAt >= record.rotationDeadline ? 'deadline' : 'expired';
-      throw new ReauthRequiredError(reauthMessage(reason), reason);
-    }
+    throw new ReauthRequiredError(reauthMessage(verdict), verdict);
   }
 
   /**
@@ -342,6 +386,29 @@ function sameSignIn(before: TokenRecord, now: TokenRecord): boolean {
 /** True when `now` holds tokens newer than `before`: a rotation or a new sign-in, not just a version step. */
 function rotatedSince(before: TokenRecord, now: TokenRecord): boolean {
   return now.rotations !== before.rotations || now.authenticatedAt !== before.authenticatedAt;
+}
+
+/**
+ * What can be done with a record now, from its schedule alone: `gone` (absent for callers),
+ * the reason a new sign-in is needed, or `servable`. One verdict for getAccessToken and status.
+ */
+function verdictOf(
+  record: Pick<RecordView, 'status' | 'expiresAt' | 'refreshExpiresAt' | 'rotationDeadline' | 'reauthReason'>,
+  corrupt: boolean,
+  nowSeconds: number,
+): 'gone' | 'servable' | ReauthReason {
+  if (record.expiresAt <= nowSeconds) {
+    // DynamoDB deletes expired items late. One that ran out at its rotation deadline says why.
+    return record.status === 'ACTIVE' && record.refreshExpiresAt >= record.rotationDeadline
+      ? 'deadline'
+      : 'gone';
+  }
+  if (record.status === 'REAUTH_REQUIRED') return record.reauthReason ?? 'refresh_rejected';
+  if (corrupt) return 'corrupted';
+  if (record.refreshExpiresAt <= nowSeconds) {
+    return record.refreshExpiresAt >= record.rotationDeadline ? 'deadline' : 'expired';
+  }
+  return 'servable';
 }
 
 function notFound(key: RecordKey): TokenNotFoundError {

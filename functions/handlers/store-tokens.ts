@@ -1,3 +1,4 @@
+import { jwksIdTokenVerifierFor } from '../adapters/idp/jwks-verifier';
 import { lambdaRuntime } from '../adapters/runtime';
 import { parseStoreTokensEvent } from '../core/validation';
 import { type HandlerBody, iso, lambdaHandler } from './lambda';
@@ -15,4 +16,8 @@ export const storeTokens = (async ({ tokenService }, event) => {
   };
 }) satisfies HandlerBody<unknown>;
 
-export const handler = lambdaHandler(() => lambdaRuntime('storeTokens'), storeTokens);
+export const handler = lambdaHandler(
+  // The one function that verifies ID tokens: the others' bundles do not carry the verifier.
+  () => lambdaRuntime('storeTokens', { idTokenVerifierFor: jwksIdTokenVerifierFor }),
+  storeTokens,
+);

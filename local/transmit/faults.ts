@@ -68,6 +68,8 @@ export function faultStatus(fault: Fault): number {
       return fault.status;
     case 'rateLimit':
       return 429;
+    case 'deadToken':
+      return 400;
     default:
       return 0;
   }
@@ -75,7 +77,7 @@ export function faultStatus(fault: Fault): number {
 
 /** True when the fault lets the request be processed before it fails the answer. */
 export function processesFirst(fault: Fault): boolean {
-  return fault.kind !== 'rateLimit' && fault.processFirst === true;
+  return fault.kind !== 'rateLimit' && fault.kind !== 'deadToken' && fault.processFirst === true;
 }
 
 function assertFault(fault: Fault): void {
@@ -109,6 +111,8 @@ export function parseFault(value: unknown): Fault | undefined {
     case 'timeout':
     case 'reset':
       return { kind, ...first, ...common };
+    case 'deadToken':
+      return { kind, ...common };
     default:
       return undefined;
   }

@@ -11,6 +11,11 @@ export type Fault = (
   | { kind: 'rateLimit'; retryAfterSeconds: number }
   | { kind: 'timeout'; processFirst?: boolean }
   | { kind: 'reset'; processFirst?: boolean }
+  /**
+   * Answers `400 invalid_grant` without looking at the token, as a wrong tenant or region would:
+   * the token is not consumed, and every user looks revoked.
+   */
+  | { kind: 'deadToken' }
 ) & {
   /** Which endpoint the fault applies to. @default 'refresh' */
   target?: FaultTarget;

@@ -28,7 +28,14 @@ import type { DueEntry } from '../../functions/core/ports';
 import { Secret } from '../../functions/core/secret';
 import { caught } from '../support/caught';
 import { localDynamoClientAt } from '../support/dynamo';
-import { createTable, localDynamoClient, rawItems } from '../support/harness';
+import { rawItems as allRawItems, createTable, localDynamoClient } from '../support/harness';
+
+/** The token records of a table, as DynamoDB holds them: the sweep state item (`#meta`, written by
+ * the first put into the due index) and the breaker's items are not records. */
+async function rawItems(client: DynamoDBClient, tableName: string): Promise<Record<string, unknown>[]> {
+  const items = await allRawItems(client, tableName);
+  return items.filter((item) => (item.pk as { S?: string } | undefined)?.S?.startsWith('u#'));
+}
 
 /** 2026-01-01T00:00:00Z in epoch seconds. */
 const T0 = Date.UTC(2026, 0, 1) / 1000;
@@ -775,7 +782,7 @@ describe('Class: DynamoDbTokenStore', () => {
       expect((await store.queryDue(0, T0, 10)).entries).toEqual([]);
     });
 
-    it('resolves when there is nothing to delete', async () => {
+    it('answers ok when there is nothing to delete', async () => {
       // Act
       const result = store.delete(alice);
 

@@ -86,6 +86,31 @@ describe('Embedded runtime', () => {
     expect(embedded.transmit.timesPresented(signIn.refresh_token ?? '')).toBe(1);
   });
 
+  it('answers the token status on /token-status: ACTIVE after a sign-in, no token, and 404 for an unknown user', async () => {
+    // Prepare
+    const signIn = embedded.transmit.signIn('status@example.com');
+    await post('store-tokens', { userId: 'status@example.com', tokens: signIn });
+
+    // Act
+    const active = await post('token-status', { userId: 'status@example.com' });
+    const unknown = await post('token-status', { userId: 'nobody@example.com' });
+
+    // Assess
+    expect(active.status).toBe(200);
+    expect(active.body).toMatchObject({
+      userId: 'status@example.com',
+      resource: 'default',
+      status: 'ACTIVE',
+      failures: 0,
+    });
+    expect(active.body.offlineAccessUntil).toBe(active.body.rotationDeadline);
+    const shown = JSON.stringify(active.body);
+    for (const token of [signIn.access_token, signIn.refresh_token, signIn.id_token])
+      expect(shown).not.toContain(token);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.errorType).toBe('TokenNotFoundError');
+  });
+
   it('answers TokenNotFoundError with 404 for an unknown user', async () => {
     const answer = await post('get-access-token', { userId: 'nobody' });
     expect(answer.status).toBe(404);

@@ -1,6 +1,6 @@
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   JwksIdTokenVerifier,
   type JwksIdTokenVerifierOptions,
@@ -43,7 +43,19 @@ afterAll(async () => {
 beforeEach(() => {
   emulatorClock = new ManualClock(NOW_MS);
   clock = new ManualClock(NOW_MS);
+  // jose times the JWKS cache and the refetch cooldown with Date.now(): only Date is faked.
+  vi.useFakeTimers({ toFake: ['Date'], now: NOW_MS });
 });
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Moves both the verifier's clock (claims) and the system clock (JWKS cache, cooldown). */
+function elapse(ms: number): void {
+  clock.advance(ms);
+  vi.setSystemTime(Date.now() + ms);
+}
 
 /** Runs `act` against a second emulator whose clock reads `nowMs` (same issuer as the main one), then closes it. */
 async function withEmulatorAt(
@@ -490,7 +502,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       await expectInvalid(withTwoKeys, idToken, 'id_token kid is not in the JWKS');
     });
 
-    it('refetches the JWKS once for an unknown kid, then not again within the cooldown', async () => {
+    it('refetches the JWKS for an unknown kid only when the last fetch is older than the cooldown', async () => {
       // Prepare
       const jwks = countingFetch();
       const subject = verifier({ fetch: jwks.fetch, refetchCooldownMs: 60_000 });
@@ -498,23 +510,37 @@ describe('Class: JwksIdTokenVerifier', () => {
       const unknown = rs256(claims(), { kid: 'rotated-away' });
 
       // Act
-      const first = subject.verify(new Secret(unknown), USER);
-      await expectInvalid(first, unknown, 'id_token kid is not in the JWKS');
-      const afterFirst = jwks.calls();
-      clock.advance(59_000);
-      const second = subject.verify(new Secret(unknown), USER);
-      await expectInvalid(second, unknown, 'id_token kid is not in the JWKS');
-      const afterSecond = jwks.calls();
-      clock.advance(1_000);
+      await expectInvalid(
+        subject.verify(new Secret(unknown), USER),
+        unknown,
+        'id_token kid is not in the JWKS',
+      );
+      const rightAfterFetch = jwks.calls();
+      elapse(60_000);
+      await expectInvalid(
+        subject.verify(new Secret(unknown), USER),
+        unknown,
+        'id_token kid is not in the JWKS',
+      );
+      const afterCooldown = jwks.calls();
+      elapse(59_000);
+      await expectInvalid(
+        subject.verify(new Secret(unknown), USER),
+        unknown,
+        'id_token kid is not in the JWKS',
+      );
+      const withinCooldown = jwks.calls();
+      elapse(1_000);
       await expectInvalid(
         subject.verify(new Secret(unknown), USER),
         unknown,
         'id_token kid is not in the JWKS',
       );
 
-      // Assess
-      expect(afterFirst).toBe(2);
-      expect(afterSecond).toBe(2);
+      // Assess: a JWKS fetched a moment ago cannot know more; forged kids cost one fetch per cooldown.
+      expect(rightAfterFetch).toBe(1);
+      expect(afterCooldown).toBe(2);
+      expect(withinCooldown).toBe(2);
       expect(jwks.calls()).toBe(3);
     });
 
@@ -527,9 +553,10 @@ describe('Class: JwksIdTokenVerifier', () => {
         if (!rotated) return Response.json({ keys: [publicJwk(crafted.rsa.publicKey, RSA_KID)] });
         return fetch(input, init);
       };
-      const subject = verifier({ fetch: rotatingFetch });
+      const subject = verifier({ fetch: rotatingFetch, refetchCooldownMs: 60_000 });
       await subject.verify(new Secret(rs256(claims())), USER);
       rotated = true;
+      elapse(60_000);
 
       // Act
       const verify = subject.verify(new Secret(idTokenFor()), USER);
@@ -548,9 +575,10 @@ describe('Class: JwksIdTokenVerifier', () => {
         if (!rotated) return Response.json({ keys: [publicJwk(crafted.rsa.publicKey, RSA_KID)] });
         return fetch(input, init);
       };
-      const subject = verifier({ fetch: rotatingFetch });
+      const subject = verifier({ fetch: rotatingFetch, refetchCooldownMs: 60_000 });
       await subject.verify(new Secret(rs256(claims())), USER);
       rotated = true;
+      elapse(60_000);
       const idToken = idTokenFor();
 
       // Act
@@ -572,9 +600,9 @@ describe('Class: JwksIdTokenVerifier', () => {
       // Act
       for (let i = 0; i < 20; i += 1) await subject.verify(new Secret(idToken), USER);
       const withinTtl = jwks.calls();
-      clock.advance(HOUR_MS - 120_000);
+      elapse(HOUR_MS - 120_000);
       await subject.verify(new Secret(idToken), USER);
-      clock.advance(120_000);
+      elapse(120_000);
       await subject.verify(new Secret(idTokenFor()), USER);
 
       // Assess

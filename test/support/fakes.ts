@@ -20,6 +20,7 @@ import type {
   IdentityProvider,
   RecordFilter,
   RecordSchedule,
+  RecordView,
   ScheduleChange,
   SweepState,
   SweepStateChange,
@@ -158,7 +159,8 @@ export type StoreMethod =
   | 'writeSweepState'
   | 'scanRecords'
   | 'reschedule'
-  | 'markCorrupt';
+  | 'markCorrupt'
+  | 'readSchedule';
 
 /** One call made to the fake store (what an assertion needs, never token material). */
 export interface StoreCall {
@@ -202,6 +204,27 @@ export function copyRecord(record: TokenRecord): TokenRecord {
   };
 }
 
+/** What a Scan reads of a record: the schedule fields the adapter projects, nothing else. */
+function scheduleOf(record: TokenRecord): RecordSchedule {
+  return {
+    key: { ...record.key },
+    status: record.status,
+    version: record.version,
+    lease: record.lease ? { ...record.lease } : undefined,
+    authenticatedAt: record.authenticatedAt,
+    lastRotatedAt: record.lastRotatedAt,
+    refreshExpiresAt: record.refreshExpiresAt,
+    rotationDeadline: record.rotationDeadline,
+    expiresAt: record.expiresAt,
+    dueShard: record.dueShard,
+    dueAt: record.dueAt,
+    failures: record.failures,
+    reauthSoonNotifiedAt: record.reauthSoonNotifiedAt,
+    reauthReason: record.reauthReason,
+    reauthAt: record.reauthAt,
+  };
+}
+
 function storageKey(key: RecordKey): string {
   return `u#${key.userId}\u0000r#${key.resource}`;
 }
@@ -228,6 +251,10 @@ export class InMemoryTokenStore implements TokenStore {
   private readonly hooks = new Map<StoreMethod, StoreHook[]>();
   /** Shard counts registered by writes into the due index (the adapter's `ADD shardsUsed`). */
   private readonly shardsUsed = new Set<number>();
+  /** As the adapter: counts below this were registered by this instance already. */
+  private registeredShards = 0;
+  /** The adapter's `corruptAt` attribute: set by markCorrupt, gone when a put replaces the record. */
+  private readonly corruptMarks = new Map<string, number>();
   private sweepState: Omit<SweepState, 'shardsUsed'> = {
     indexedSettings: undefined,
     reindex: undefined,
@@ -292,7 +319,14 @@ export class InMemoryTokenStore implements TokenStore {
     return this.items.get(storageKey(key))?.version;
   }
 
-  async markCorrupt(key: RecordKey, version: number, _nowSeconds: number): Promise<WriteOutcome> {
+  async readSchedule(key: RecordKey): Promise<RecordView | undefined> {
+    await this.enter({ method: 'readSchedule', key: { ...key } });
+    const id = storageKey(key);
+    const record = this.items.get(id);
+    return record ? { ...scheduleOf(record), corruptAt: this.corruptMarks.get(id) } : undefined;
+  }
+
+  async markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
     const failure = await this.enter({ method: 'markCorrupt', key: { ...key }, version }, true);
     const id = storageKey(key);
     const current = this.items.get(id);
@@ -300,6 +334,7 @@ export class InMemoryTokenStore implements TokenStore {
     if (holds) {
       const { dueShard: _shard, dueAt: _due, ...rest } = current;
       this.items.set(id, { ...rest, version: version + 1, dueShard: undefined, dueAt: undefined });
+      this.corruptMarks.set(id, nowSeconds);
     }
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
@@ -321,10 +356,12 @@ export class InMemoryTokenStore implements TokenStore {
           current.lease === undefined ||
           current.lease.untilMs < fence.noLiveLeaseAtMs);
     }
+    // As the adapter: the shard is registered before the conditional write, whatever its outcome.
+    this.registerShard(record.dueShard);
     if (holds) {
-      if (record.dueShard !== undefined) this.shardsUsed.add(record.dueShard + 1);
       const { corrupt: _derivedOnRead, ...stored } = copyRecord(record);
       this.items.set(id, stored);
+      this.corruptMarks.delete(id);
     }
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
@@ -387,7 +424,10 @@ export class InMemoryTokenStore implements TokenStore {
     );
     const current = this.items.get(storageKey(key));
     const holds = fence === undefined || (current !== undefined && current.version === fence.version);
-    if (holds) this.items.delete(storageKey(key));
+    if (holds) {
+      this.items.delete(storageKey(key));
+      this.corruptMarks.delete(storageKey(key));
+    }
     if (failure) throw failure.error();
     return holds ? 'ok' : 'conflict';
   }
@@ -435,14 +475,7 @@ export class InMemoryTokenStore implements TokenStore {
       ) {
         continue;
       }
-      const {
-        tokens: _tokens,
-        tokenType: _type,
-        accessExpiresAt: _access,
-        corrupt: _corrupt,
-        ...schedule
-      } = copyRecord(record);
-      records.push(schedule);
+      records.push(scheduleOf(record));
     }
     return { records, cursor: page.length === limit ? page.at(-1) : undefined };
   }
@@ -459,8 +492,8 @@ export class InMemoryTokenStore implements TokenStore {
       (fence.noLiveLeaseAtMs === undefined ||
         current.lease === undefined ||
         current.lease.untilMs < fence.noLiveLeaseAtMs);
+    this.registerShard(change.dueShard);
     if (holds) {
-      this.shardsUsed.add(change.dueShard + 1);
       this.items.set(id, { ...current, ...change });
     }
     if (failure) throw failure.error();
@@ -488,6 +521,13 @@ export class InMemoryTokenStore implements TokenStore {
     const next =
       page.length === limit && last ? JSON.stringify({ dueAt: last.dueAt, id: last.id }) : undefined;
     return { entries: page.map(({ key, dueAt }) => ({ key, dueAt })), cursor: next };
+  }
+
+  /** The adapter's registration: once per instance and count, below which every shard may hold records. */
+  private registerShard(shard: number | undefined): void {
+    if (shard === undefined || shard < this.registeredShards) return;
+    this.shardsUsed.add(shard + 1);
+    this.registeredShards = shard + 1;
   }
 
   /** Records the call, runs its hook, and throws or returns the injected failure. */

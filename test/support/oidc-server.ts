@@ -42,6 +42,8 @@ export interface OidcServer {
   readonly tokenEndpoint: string;
   /** Revocation endpoint URL (RFC 7009), from discovery. */
   readonly revocationEndpoint: string;
+  /** Where the server publishes its ID token signing keys (`jwks_uri`), from discovery. */
+  readonly jwksUri: string;
   /** Id of the client_secret_basic client (same as `clients.basic.id`). */
   readonly clientId: string;
   /** Secret of the client_secret_basic client (same as `clients.basic.secret`). */
@@ -68,6 +70,11 @@ export interface OidcServerOptions {
    * @default 1_209_600 (14 days)
    */
   readonly refreshTokenTtlSeconds?: number;
+  /**
+   * The algorithm the server signs ID tokens with (it holds an RSA and a P-256 key).
+   * @default 'RS256'
+   */
+  readonly idTokenAlg?: 'RS256' | 'ES256';
 }
 
 const DEFAULT_REFRESH_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
@@ -141,6 +148,7 @@ interface OidcProviderModule {
 interface DiscoveryDocument {
   readonly token_endpoint?: unknown;
   readonly revocation_endpoint?: unknown;
+  readonly jwks_uri?: unknown;
 }
 
 /**
@@ -195,23 +203,42 @@ function stop(server: Server): Promise<void> {
   });
 }
 
-async function discover(issuer: string): Promise<{ tokenEndpoint: string; revocationEndpoint: string }> {
+interface Endpoints {
+  readonly tokenEndpoint: string;
+  readonly revocationEndpoint: string;
+  readonly jwksUri: string;
+}
+
+async function discover(issuer: string): Promise<Endpoints> {
   const response = await fetch(`${issuer}/.well-known/openid-configuration`);
   if (!response.ok) throw new Error(`OIDC discovery failed with HTTP ${response.status}`);
   const document = (await response.json()) as DiscoveryDocument;
-  const { token_endpoint: tokenEndpoint, revocation_endpoint: revocationEndpoint } = document;
-  if (typeof tokenEndpoint !== 'string' || typeof revocationEndpoint !== 'string') {
-    throw new Error('OIDC discovery document lacks token_endpoint or revocation_endpoint');
+  const {
+    token_endpoint: tokenEndpoint,
+    revocation_endpoint: revocationEndpoint,
+    jwks_uri: jwksUri,
+  } = document;
+  if (
+    typeof tokenEndpoint !== 'string' ||
+    typeof revocationEndpoint !== 'string' ||
+    typeof jwksUri !== 'string'
+  ) {
+    throw new Error('OIDC discovery document lacks token_endpoint, revocation_endpoint or jwks_uri');
   }
-  return { tokenEndpoint, revocationEndpoint };
+  return { tokenEndpoint, revocationEndpoint, jwksUri };
 }
 
 function newClient(label: string): OidcClientCredentials {
   return { id: `token-keeper-${label}`, secret: randomBytes(32).toString('base64url') };
 }
 
-function clientMetadata(client: OidcClientCredentials, authMethod: string): Record<string, unknown> {
+function clientMetadata(
+  client: OidcClientCredentials,
+  authMethod: string,
+  idTokenAlg: string,
+): Record<string, unknown> {
   return {
+    id_token_signed_response_alg: idTokenAlg,
     client_id: client.id,
     client_secret: client.secret,
     token_endpoint_auth_method: authMethod,
@@ -238,10 +265,23 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
   const basic = newClient('basic');
   const post = newClient('post');
   const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ecSigningKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    format: 'jwk',
+  });
+  const idTokenAlg = options.idTokenAlg ?? 'RS256';
 
   const configuration: Record<string, unknown> = {
-    clients: [clientMetadata(basic, 'client_secret_basic'), clientMetadata(post, 'client_secret_post')],
-    jwks: { keys: [{ ...signingKey, kid: 'test-signing-key', alg: 'RS256', use: 'sig' }] },
+    clients: [
+      clientMetadata(basic, 'client_secret_basic', idTokenAlg),
+      clientMetadata(post, 'client_secret_post', idTokenAlg),
+    ],
+    jwks: {
+      keys: [
+        { ...signingKey, kid: 'test-signing-key', alg: 'RS256', use: 'sig' },
+        { ...ecSigningKey, kid: 'test-signing-key-ec', alg: 'ES256', use: 'sig' },
+      ],
+    },
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
     scopes: SCOPE.split(' '),
     rotateRefreshToken: true,
     issueRefreshToken: async () => true,
@@ -296,7 +336,7 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
   });
   server.on('request', provider.callback());
 
-  let endpoints: { tokenEndpoint: string; revocationEndpoint: string };
+  let endpoints: Endpoints;
   try {
     endpoints = await discover(issuer);
   } catch (error) {
@@ -337,6 +377,7 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
     issuer,
     tokenEndpoint: endpoints.tokenEndpoint,
     revocationEndpoint: endpoints.revocationEndpoint,
+    jwksUri: endpoints.jwksUri,
     clientId: basic.id,
     clientSecret: basic.secret,
     clients: { basic, post },

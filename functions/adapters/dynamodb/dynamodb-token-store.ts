@@ -22,6 +22,7 @@ import type {
   Fence,
   RecordFilter,
   RecordSchedule,
+  RecordView,
   ReindexPass,
   ScheduleChange,
   SweepState,
@@ -169,6 +170,24 @@ export class DynamoDbTokenStore implements TokenStore {
     );
     const version = result.Item?.version;
     return typeof version === 'number' ? version : undefined;
+  }
+
+  async readSchedule(key: RecordKey): Promise<RecordView | undefined> {
+    const attributes = [...SCHEDULE_ATTRIBUTES, 'corruptAt'] as const;
+    const result = await this.send(() =>
+      this.documents.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: itemKey(key),
+          ConsistentRead: true,
+          ProjectionExpression: attributes.map((_, i) => `#a${i}`).join(', '),
+          ExpressionAttributeNames: Object.fromEntries(attributes.map((name, i) => [`#a${i}`, name])),
+        }),
+      ),
+    );
+    if (!result.Item) return undefined;
+    const item = result.Item as TokenItem;
+    return { ...scheduleOf(item), corruptAt: item.corruptAt };
   }
 
   async markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {

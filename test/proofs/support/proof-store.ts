@@ -6,6 +6,7 @@ import type {
   Fence,
   RecordFilter,
   RecordSchedule,
+  RecordView,
   ScheduleChange,
   SweepState,
   SweepStateChange,
@@ -163,6 +164,10 @@ export class ProofStore implements TokenStore {
   /** Faulted and hooked as a `get`: the same read, with a projection. */
   currentVersion(key: RecordKey): Promise<number | undefined> {
     return this.#call('get', `get ${key.userId}`, () => this.#service.currentVersion(key));
+  }
+
+  readSchedule(key: RecordKey): Promise<RecordView | undefined> {
+    return this.#call('get', `readSchedule ${key.userId}`, () => this.inner.readSchedule(key));
   }
 
   markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {

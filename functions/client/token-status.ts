@@ -1,0 +1,116 @@
+import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import { ConfigurationError, type ReauthReason, ValidationError } from '../core/errors';
+import { DEFAULT_RESOURCE } from '../core/model';
+import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
+
+/** Whose status a caller asks for. */
+export interface TokenStatusRequest {
+  readonly userId: string;
+  /**
+   * The resource URI the tokens were issued for.
+   * @default 'default'
+   */
+  readonly resource?: string;
+}
+
+/** Where a user's offline access stands; no token. Times are ISO 8601. */
+export interface TokenStatus {
+  readonly userId: string;
+  readonly resource: string;
+  /** `ACTIVE`: getAccessToken can serve; `REAUTH_REQUIRED`: ask the user to sign in again. */
+  readonly status: 'ACTIVE' | 'REAUTH_REQUIRED';
+  /** Why a new sign-in is needed (REAUTH_REQUIRED only). */
+  readonly reason?: ReauthReason;
+  /** The user signs in again by then at the latest: no rotation extends access past it. */
+  readonly rotationDeadline: string;
+  /** When the current refresh token expires unless it is rotated first. */
+  readonly refreshTokenExpiresAt: string;
+  /** The last successful rotation, when there was one since the sign-in. */
+  readonly lastRotatedAt?: string;
+  /** Failed rotation attempts since the last success. */
+  readonly failures: number;
+  /** What to show as "offline access until ...". */
+  readonly offlineAccessUntil: string;
+}
+
+const REASONS: readonly string[] = [
+  'refresh_rejected',
+  'deadline',
+  'expired',
+  'corrupted',
+  'unusable_answer',
+];
+
+/** Invokes the tokenStatus function and parses its answer; failures become the typed errors. */
+export async function invokeTokenStatus(
+  client: LambdaClient,
+  functionName: string,
+  request: TokenStatusRequest,
+): Promise<TokenStatus> {
+  const normalized = normalize(request);
+  let response: InvokeCommandOutput;
+  try {
+    response = await client.send(
+      new InvokeCommand({
+        FunctionName: functionName,
+        Payload: new TextEncoder().encode(JSON.stringify(normalized)),
+      }),
+    );
+  } catch (error) {
+    throw errorFromInvokeFailure(error, functionName, 'tokenStatus');
+  }
+  const text = response.Payload ? new TextDecoder().decode(response.Payload) : '';
+  if (response.FunctionError) throw errorFromFunctionError(text, 'tokenStatus');
+  return parseTokenStatus(text);
+}
+
+function normalize(request: TokenStatusRequest): Required<TokenStatusRequest> {
+  if (typeof request?.userId !== 'string' || request.userId === '') {
+    throw new ValidationError('userId must be a non-empty string');
+  }
+  if (request.resource !== undefined && (typeof request.resource !== 'string' || request.resource === '')) {
+    throw new ValidationError('resource must be a non-empty string when given');
+  }
+  return { userId: request.userId, resource: request.resource ?? DEFAULT_RESOURCE };
+}
+
+/** Parses the function's answer; never echoes it in an error. */
+function parseTokenStatus(text: string): TokenStatus {
+  const malformed = () =>
+    new ConfigurationError(
+      'the tokenStatus function returned an answer this client does not understand (client and function versions differ?)',
+    );
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw malformed();
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw malformed();
+  const answer = body as Record<string, unknown>;
+  const time = (name: string, required: boolean): string | undefined => {
+    const value = answer[name];
+    if (value === undefined && !required) return undefined;
+    if (typeof value !== 'string' || !Number.isFinite(Date.parse(value))) throw malformed();
+    return value;
+  };
+  const { userId, resource, status, reason, failures } = answer;
+  if (typeof userId !== 'string' || typeof resource !== 'string') throw malformed();
+  if (status !== 'ACTIVE' && status !== 'REAUTH_REQUIRED') throw malformed();
+  if (typeof failures !== 'number' || !Number.isInteger(failures) || failures < 0) throw malformed();
+  if (reason !== undefined && (typeof reason !== 'string' || !REASONS.includes(reason))) throw malformed();
+  const lastRotatedAt = time('lastRotatedAt', false);
+  return {
+    userId,
+    resource,
+    status,
+    ...(status === 'REAUTH_REQUIRED'
+      ? { reason: (reason as ReauthReason | undefined) ?? 'refresh_rejected' }
+      : {}),
+    rotationDeadline: time('rotationDeadline', true) as string,
+    refreshTokenExpiresAt: time('refreshTokenExpiresAt', true) as string,
+    ...(lastRotatedAt !== undefined ? { lastRotatedAt } : {}),
+    failures,
+    offlineAccessUntil: time('offlineAccessUntil', true) as string,
+  };
+}
