@@ -69,7 +69,7 @@ beforeAll(() => {
     serviceName: 'billing-tokens',
     removalPolicy: RemovalPolicy.DESTROY,
     sweepInterval: Duration.minutes(5),
-    sweepReservedConcurrency: false,
+    sweepReservedConcurrency: 1,
     refreshAhead: Duration.days(2),
     resourceLifetimes: {
       'https://api.example.com': { refreshTokenTtl: Duration.days(7), refreshAhead: Duration.days(1) },
@@ -289,8 +289,6 @@ describe('Class: TokenKeeper', () => {
         ...envOf(base, tk.getAccessTokenFunction),
         SWEEP_CONCURRENCY: '8',
         IDP_RATE_LIMIT_RPS: '20',
-        // Continuation: reserved concurrency 1 (the default) keeps chained sweeps from overlapping.
-        SWEEP_CHAIN_MAX: '12',
       });
     });
 
@@ -507,16 +505,21 @@ describe('Class: TokenKeeper', () => {
       }
     });
 
-    it('reserves no concurrency when sweepReservedConcurrency is false', () => {
+    it('reserves no concurrency by default (new accounts cannot reserve any), and what is asked for', () => {
+      expect(
+        functionProps(base, base.stack.tokenKeeper.refreshSweepFunction).ReservedConcurrentExecutions,
+      ).toBe(undefined);
       expect(
         functionProps(custom, custom.stack.tokenKeeper.refreshSweepFunction).ReservedConcurrentExecutions,
-      ).toBe(undefined);
+      ).toBe(1);
     });
 
     it('lets the sweep continue itself only where one sweep runs at a time', () => {
       // Without reserved concurrency, chained sweeps could overlap and multiply the IdP rate.
-      expect(envOf(custom, custom.stack.tokenKeeper.refreshSweepFunction)).not.toHaveProperty(
+      expect(envOf(base, base.stack.tokenKeeper.refreshSweepFunction)).not.toHaveProperty('SWEEP_CHAIN_MAX');
+      expect(envOf(custom, custom.stack.tokenKeeper.refreshSweepFunction)).toHaveProperty(
         'SWEEP_CHAIN_MAX',
+        '12',
       );
       const selfInvoke = (built: typeof base) => {
         const sweepArn = JSON.stringify(
@@ -527,8 +530,8 @@ describe('Class: TokenKeeper', () => {
           return text.includes('lambda:InvokeFunction') && text.includes(sweepArn);
         });
       };
-      expect(selfInvoke(custom)).toHaveLength(0);
-      expect(selfInvoke(base)).toHaveLength(1);
+      expect(selfInvoke(base)).toHaveLength(0);
+      expect(selfInvoke(custom)).toHaveLength(1);
     });
   });
 
