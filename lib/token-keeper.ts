@@ -235,6 +235,19 @@ export interface TokenKeeperProps {
    */
   readonly reauthSoon?: Duration;
   /**
+   * Error codes of a refresh answer that prove a refresh token dead, besides `invalid_grant`
+   * (`IDP_DEAD_TOKEN_CODES`). Add what `npm run probe-idp` reports for your tenant; any other
+   * refusal is retried, never taken as a dead token.
+   * @default ['invalid_grant']
+   */
+  readonly idpDeadTokenCodes?: readonly string[];
+  /**
+   * Dead-token rejections (of any users) within 10 minutes that open the rejection circuit
+   * breaker (`REJECTION_BREAKER_THRESHOLD`): past it nobody more is marked.
+   * @default 10
+   */
+  readonly rejectionBreakerThreshold?: number;
+  /**
    * Verify the ID token in storeTokens. Off unless given: the issuer is specific to the app's
    * Transmit tenant and region, so it cannot be guessed.
    * @default - ID tokens are not verified
@@ -503,6 +516,12 @@ export class TokenKeeper extends Construct {
     const refreshEnv: Record<string, string> = {
       ...commonEnv,
       ...identityProviderEnv(props.identityProvider),
+      ...(props.idpDeadTokenCodes !== undefined
+        ? { IDP_DEAD_TOKEN_CODES: deadTokenCodes(props.idpDeadTokenCodes) }
+        : {}),
+      ...(props.rejectionBreakerThreshold !== undefined
+        ? { REJECTION_BREAKER_THRESHOLD: String(breakerThreshold(props.rejectionBreakerThreshold)) }
+        : {}),
       CLIENT_CREDENTIALS_SECRET_ARN: this.clientCredentialsSecret.secretArn,
       IDP_TIMEOUT_MS: String(settings.idpTimeout.toMilliseconds()),
       LEASE_SECONDS: String(settings.leaseDuration.toSeconds()),
@@ -1136,4 +1155,22 @@ export type CallableFunction = 'GetAccessToken' | 'StoreTokens' | 'Disconnect';
 /** The stack a grantee belongs to, when it is a construct. */
 function stackOf(value: unknown): Stack | undefined {
   return Construct.isConstruct(value) ? Stack.of(value) : undefined;
+}
+
+/** `IDP_DEAD_TOKEN_CODES` from the prop; throws at synth on a code the functions would refuse. */
+function deadTokenCodes(codes: readonly string[]): string {
+  for (const code of codes) {
+    if (!/^[a-z_]{1,64}$/.test(code)) {
+      throw new Error(`idpDeadTokenCodes: "${code}" is not an OAuth error code (lower case and underscores)`);
+    }
+  }
+  return [...new Set(['invalid_grant', ...codes])].join(',');
+}
+
+/** `REJECTION_BREAKER_THRESHOLD` from the prop; throws at synth outside 1..1,000,000. */
+function breakerThreshold(threshold: number): number {
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > 1_000_000) {
+    throw new Error('rejectionBreakerThreshold must be an integer between 1 and 1000000');
+  }
+  return threshold;
 }

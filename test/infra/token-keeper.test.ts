@@ -70,6 +70,8 @@ beforeAll(() => {
     removalPolicy: RemovalPolicy.DESTROY,
     sweepInterval: Duration.minutes(5),
     sweepReservedConcurrency: 1,
+    idpDeadTokenCodes: ['invalid_refresh_token'],
+    rejectionBreakerThreshold: 25,
     refreshAhead: Duration.days(2),
     resourceLifetimes: {
       'https://api.example.com': { refreshTokenTtl: Duration.days(7), refreshAhead: Duration.days(1) },
@@ -512,6 +514,27 @@ describe('Class: TokenKeeper', () => {
       expect(
         functionProps(custom, custom.stack.tokenKeeper.refreshSweepFunction).ReservedConcurrentExecutions,
       ).toBe(1);
+    });
+
+    it('passes the dead-token codes and the breaker threshold to the functions that refresh, not by default', () => {
+      const tk = custom.stack.tokenKeeper;
+      for (const fn of [tk.getAccessTokenFunction, tk.refreshSweepFunction]) {
+        expect(envOf(custom, fn)).toMatchObject({
+          IDP_DEAD_TOKEN_CODES: 'invalid_grant,invalid_refresh_token',
+          REJECTION_BREAKER_THRESHOLD: '25',
+        });
+      }
+      expect(envOf(base, base.stack.tokenKeeper.getAccessTokenFunction)).not.toHaveProperty(
+        'IDP_DEAD_TOKEN_CODES',
+      );
+      expect(envOf(custom, tk.storeTokensFunction)).not.toHaveProperty('IDP_DEAD_TOKEN_CODES');
+    });
+
+    it('refuses a dead-token code that is not an OAuth error code, and a breaker threshold out of range', () => {
+      const build = (props: Partial<TokenKeeperProps>) => () =>
+        new TokenKeeper(new Stack(testApp(), 'Bad'), 'TokenKeeper', { ...BASE_PROPS, ...props });
+      expect(build({ idpDeadTokenCodes: ['Invalid Grant'] })).toThrow(/idpDeadTokenCodes/);
+      expect(build({ rejectionBreakerThreshold: 0 })).toThrow(/rejectionBreakerThreshold/);
     });
 
     it('lets the sweep continue itself only where one sweep runs at a time', () => {
