@@ -276,6 +276,11 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
         logger,
         events,
         random,
+        // Waiting takes virtual time (a caller waiting out a lapsed lease must see it lapse).
+        sleep: (ms) => {
+          nowMs += Math.ceil(ms);
+          return new Promise((resolve) => setImmediate(resolve));
+        },
         store: stalling(
           wrap(
             hooks.wrapStore,
