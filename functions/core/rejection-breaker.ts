@@ -9,6 +9,11 @@ export interface RejectionBreakerSettings {
   readonly windowSeconds: number;
 }
 
+/** How many of this instance's latest IdP answers the mostly-rejecting check looks at. */
+const RECENT_ANSWERS = 8;
+/** Fewer rejections than this among them never trip the breaker on their own. */
+const MIN_RECENT_REJECTIONS = 4;
+
 /** What to do with a refresh token the IdP rejected as dead. */
 export type RejectionVerdict = 'mark' | 'hold';
 
@@ -22,6 +27,9 @@ export type RejectionVerdict = 'mark' | 'hold';
  * on ambiguous evidence.
  */
 export class RejectionBreaker {
+  /** This instance's latest IdP answers to refreshes: true for a dead-token rejection. */
+  private readonly recent: boolean[] = [];
+
   constructor(
     private readonly deps: {
       readonly store: TokenStore;
@@ -32,17 +40,28 @@ export class RejectionBreaker {
     },
   ) {}
 
-  /** Counts one rejection and says whether the record may be marked. */
+  /** Notes a refresh the IdP answered with tokens (the other side of the mostly-rejecting check). */
+  noteRotated(): void {
+    this.note(false);
+  }
+
+  /**
+   * Counts one rejection and says whether the record may be marked. The breaker opens when the
+   * rejections of any users in the shared window pass the threshold, or when at least half of this
+   * instance's latest answers (and at least four) were rejections: an IdP that rejects everyone
+   * trips it within a few records even when a sweep reaches only a few per window.
+   */
   async admit(): Promise<RejectionVerdict> {
     const { store, metrics, logger, settings } = this.deps;
     const nowSeconds = this.nowSeconds();
+    this.note(true);
     try {
       const state = await store.getBreaker();
       if (state.openedAt !== undefined) return 'hold';
       if (state.trustUntil !== undefined && nowSeconds < state.trustUntil) return 'mark';
       const windowStart = nowSeconds - (nowSeconds % settings.windowSeconds);
       const count = await store.countRejection(windowStart, windowStart + 2 * settings.windowSeconds);
-      if (count <= settings.threshold) return 'mark';
+      if (count <= settings.threshold && !this.mostlyRejecting()) return 'mark';
       if ((await store.openBreaker(nowSeconds)) === 'ok') {
         metrics.count('RotationCircuitOpen');
         logger.error(
@@ -78,6 +97,16 @@ export class RejectionBreaker {
   async close(trustSeconds = 0): Promise<void> {
     await this.deps.store.closeBreaker(this.nowSeconds() + trustSeconds);
     this.deps.logger.warn('rejection circuit breaker closed', { trustSeconds });
+  }
+
+  private note(rejected: boolean): void {
+    this.recent.push(rejected);
+    if (this.recent.length > RECENT_ANSWERS) this.recent.shift();
+  }
+
+  private mostlyRejecting(): boolean {
+    const rejections = this.recent.filter(Boolean).length;
+    return rejections >= MIN_RECENT_REJECTIONS && rejections * 2 >= this.recent.length;
   }
 
   private nowSeconds(): number {

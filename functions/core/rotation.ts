@@ -362,6 +362,7 @@ export class Rotation {
       }
     }
 
+    this.breaker.noteRotated();
     metrics.count('RotationSucceeded');
     logger.info('refresh token rotated', {
       ...logKey(record.key),

@@ -119,14 +119,14 @@ describe('Class: Rotation (edges)', () => {
     it('stops after a bounded number of immediate retries', async () => {
       // Prepare
       const { deps, rotation, record } = setup();
-      deps.idp.enqueue(notConsumed(), notConsumed(), notConsumed(), notConsumed(), tokenSet('late'));
+      deps.idp.enqueue(notConsumed(), notConsumed(), notConsumed(), tokenSet('late'));
 
       // Act
       const outcome = await rotation.rotate(record, AMPLE);
 
-      // Assess
+      // Assess: one retry at once, then the record backs off (the square of the IdP's fault rate).
       expect(outcome.kind).toBe('transient');
-      expect(deps.idp.calls).toBe(3);
+      expect(deps.idp.calls).toBe(2);
     });
   });
 
@@ -304,7 +304,7 @@ describe('Class: RejectionBreaker (through Rotation and Sweep)', () => {
     seedUsers(deps, 10);
     deps.store.breaker = { openedAt: T0 - 60, trustUntil: undefined };
     deps.idp.rotateForever();
-    const sweep = new Sweep(deps, { concurrency: 2, pageSize: 100 });
+    const sweep = new Sweep(deps, { concurrency: 2, pageSize: 100, pacingClock: deps.clock });
 
     // Act
     const first = await sweep.run(clockBudget(deps.clock, 300_000));
@@ -322,7 +322,7 @@ describe('Class: RejectionBreaker (through Rotation and Sweep)', () => {
     const deps = makeDeps();
     seedUsers(deps, 10);
     deps.idp.enqueue(...Array.from({ length: 10 }, refusedClient));
-    const sweep = new Sweep(deps, { concurrency: 1, pageSize: 100 });
+    const sweep = new Sweep(deps, { concurrency: 1, pageSize: 100, pacingClock: deps.clock });
 
     // Act
     const summary = await sweep.run(clockBudget(deps.clock, 300_000));
@@ -398,5 +398,51 @@ describe('Class: TokenService (a refused client, later calls)', () => {
     // Assess
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(deps.idp.calls).toBe(1);
+  });
+});
+
+describe('Class: RejectionBreaker (an IdP that rejects most answers)', () => {
+  it('trips after four rejections among the latest answers, well below the window threshold', async () => {
+    // Prepare: a high window threshold, so only the mostly-rejecting check can trip it.
+    const deps = makeDeps({ settings: { rejectionBreaker: { threshold: 1000, windowSeconds: 600 } } });
+    const now = deps.clock.nowSeconds();
+    const keys = Array.from({ length: 10 }, (_, i) => ({ userId: `user-${i}`, resource: 'default' }));
+    for (const [i, key] of keys.entries()) {
+      const tokens = { accessToken: new Secret(`at-${i}`), refreshToken: new Secret(`rt-${i}`) };
+      deps.store.seed(activeRecord(now, { key, tokens }));
+    }
+    deps.idp.enqueue(tokenSet('ok-1'), tokenSet('ok-2'), ...keys.slice(2).map(() => dead()));
+    const rotation = new Rotation(deps);
+
+    // Act
+    const outcomes = [];
+    for (const key of keys) outcomes.push(await rotation.rotate(deps.store.peek(key)!, AMPLE));
+
+    // Assess: two rotated; of the eight rejected, three are marked, the fourth trips, the rest held.
+    expect(outcomes.filter((o) => o.kind === 'rotated')).toHaveLength(2);
+    expect(outcomes.filter((o) => o.kind === 'reauth')).toHaveLength(3);
+    expect(outcomes.filter((o) => o.kind === 'transient' && o.held)).toHaveLength(5);
+    expect(deps.metrics.total('RotationCircuitOpen')).toBe(1);
+  });
+
+  it('does not trip on a few rejections among many rotations', async () => {
+    // Prepare
+    const deps = makeDeps({ settings: { rejectionBreaker: { threshold: 1000, windowSeconds: 600 } } });
+    const now = deps.clock.nowSeconds();
+    const keys = Array.from({ length: 12 }, (_, i) => ({ userId: `user-${i}`, resource: 'default' }));
+    for (const [i, key] of keys.entries()) {
+      const tokens = { accessToken: new Secret(`at-${i}`), refreshToken: new Secret(`rt-${i}`) };
+      deps.store.seed(activeRecord(now, { key, tokens }));
+    }
+    const answers = keys.map((_, i) => (i % 4 === 3 ? dead() : tokenSet(`ok-${i}`)));
+    deps.idp.enqueue(...answers);
+    const rotation = new Rotation(deps);
+
+    // Act
+    for (const key of keys) await rotation.rotate(deps.store.peek(key)!, AMPLE);
+
+    // Assess
+    expect(deps.metrics.total('ReauthRequired')).toBe(3);
+    expect(deps.metrics.total('RotationCircuitOpen')).toBe(0);
   });
 });
