@@ -89,6 +89,7 @@ export function serviceInstance(options: ServiceInstanceOptions): ServiceInstanc
     store: new DynamoDbTokenStore({
       tableName: target.tableName,
       client: dynamo,
+      dueShards: config.dueShards,
       cipher: new KmsTokenCipher({ keyId: FAKE_KEY_ARN, client: fakeKmsClient(tally), clock }),
     }),
     credentials: new SecretsManagerClientCredentials({

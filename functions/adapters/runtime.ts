@@ -116,6 +116,7 @@ export function buildRuntime(config: Config, overrides: RuntimeOverrides = {}): 
     new DynamoDbTokenStore({
       tableName: config.tableName,
       limits: config.aws,
+      dueShards: config.dueShards,
       cipher: overrides.cipher ?? cipherFor(config, clock),
     });
   // storeTokens never calls the IdP, so it needs no IdP settings: build the client on first use.

@@ -43,6 +43,11 @@ export interface DynamoDbTokenStoreOptions {
   readonly client?: DynamoDBClient;
   /** Deadline and attempts of every call of the built client. @default DEFAULT_AWS_CALL_LIMITS */
   readonly limits?: AwsCallLimits;
+  /**
+   * The deployment's DUE_SHARDS: the first due-index write registers them all at once, so an
+   * instance records its shards in one write rather than one per new shard. @default 1
+   */
+  readonly dueShards?: number;
   /** Merged over the bounded configuration. @default {} (region and endpoint from the SDK's environment) */
   readonly clientConfig?: DynamoDBClientConfig;
 }
@@ -135,8 +140,10 @@ export class DynamoDbTokenStore implements TokenStore {
   private readonly cipher: TokenCipher;
   /** Shards below this count are registered in the sweep state (by this instance or another). */
   private registeredShards = 0;
+  private readonly dueShards: number;
 
   constructor(options: DynamoDbTokenStoreOptions) {
+    this.dueShards = options.dueShards ?? 1;
     const client =
       options.client ?? new DynamoDBClient({ ...awsClientConfig(options.limits), ...options.clientConfig });
     this.documents = DynamoDBDocumentClient.from(client, {
@@ -476,7 +483,7 @@ export class DynamoDbTokenStore implements TokenStore {
    */
   private async registerShard(shard: number | undefined): Promise<void> {
     if (shard === undefined || shard < this.registeredShards) return;
-    const count = shard + 1;
+    const count = Math.max(shard + 1, this.dueShards);
     await this.send(() =>
       this.documents.send(
         new UpdateCommand({
