@@ -11,6 +11,7 @@ async function main(): Promise<void> {
       'calls-per-user-day': { type: 'string', default: '0.1' },
       'sweep-every-minutes': { type: 'string', default: '60' },
       seed: { type: 'string', default: '1' },
+      'no-incidents': { type: 'boolean', default: false },
     },
   });
   const number = (name: keyof typeof values) => {
@@ -26,6 +27,24 @@ async function main(): Promise<void> {
     callsPerUserDay: number('calls-per-user-day'),
     sweepEveryMinutes: number('sweep-every-minutes'),
     seed: number('seed'),
+    dueShards: 8,
+    // The edges, spread over the run: a permission mistake (403 to every refresh), a wrong tenant
+    // (invalid_grant to every refresh: the breaker trips, the operator restores), a stalling table
+    // (lease and commit answers 28 s late), and DUE_SHARDS lowered under the stored records.
+    incidents: values['no-incidents']
+      ? []
+      : [
+          { kind: 'idpForbidden', startDay: Math.floor(number('days') * 0.15), hours: 6 },
+          { kind: 'idpRejectsAll', startDay: Math.floor(number('days') * 0.3), hours: 6 },
+          {
+            kind: 'storeStalls',
+            startDay: Math.floor(number('days') * 0.45),
+            hours: 24,
+            share: 0.1,
+            delaySeconds: 28,
+          },
+          { kind: 'dueShardsChange', startDay: Math.floor(number('days') * 0.6), dueShards: 2 },
+        ],
     onProgress: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${formatReport(report)}\n`);

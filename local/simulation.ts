@@ -285,9 +285,11 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
         events,
         random,
         // Waiting takes virtual time (a caller waiting out a lapsed lease must see it lapse).
-        sleep: (ms) => {
-          nowMs += Math.ceil(ms);
-          return new Promise((resolve) => setImmediate(resolve));
+        // Concurrent sleepers overlap as they would in real time: each moves the clock to its own end.
+        sleep: async (ms) => {
+          const until = nowMs + Math.ceil(ms);
+          await new Promise((resolve) => setImmediate(resolve));
+          nowMs = Math.max(nowMs, until);
         },
         store: stalling(
           wrap(

@@ -8,7 +8,9 @@ const DAY = 86_400;
  * with IdP faults, and must end at its rotation deadline, not before, with no token lost.
  */
 describe('Function: runSimulation (short run)', () => {
-  it('loses no token and ends every user at the rotation deadline', { timeout: 180_000 }, async () => {
+  it('loses no token and ends every user at the rotation deadline, through IdP faults, incidents and a settings change', {
+    timeout: 240_000,
+  }, async () => {
     // Act
     const report = await runSimulation({
       users: 60,
@@ -20,6 +22,14 @@ describe('Function: runSimulation (short run)', () => {
       callsPerUserDay: 0.5,
       faultRate: 0.05,
       seed: 7,
+      dueShards: 8,
+      // The edges: a permission mistake, a wrong tenant, a stalling table, a lowered setting.
+      incidents: [
+        { kind: 'idpForbidden', startDay: 12, hours: 12 },
+        { kind: 'idpRejectsAll', startDay: 18, hours: 12 },
+        { kind: 'storeStalls', startDay: 22, hours: 48, share: 0.2, delaySeconds: 28 },
+        { kind: 'dueShardsChange', startDay: 25, dueShards: 2 },
+      ],
       dynamoEndpoint: inject('dynamoEndpoint'),
     });
 
@@ -32,7 +42,13 @@ describe('Function: runSimulation (short run)', () => {
     expect(report.reuseDetections).toBe(0);
     expect(report.endedEarly).toBe(0);
     expect(report.notEndedAtDeadline).toBe(0);
-    expect(report.reauthRequiredEvents).toEqual({ deadline: 60 });
+    // Users marked during the wrong-tenant incident (before the breaker tripped) were restored.
+    expect(report.reauthRequiredEvents.deadline).toBe(60);
+    expect(report.incidentFigures.configurationRejections).toBeGreaterThan(0);
+    expect(report.incidentFigures.breakerTrips).toBeGreaterThanOrEqual(1);
+    expect(report.incidentFigures.rejectionsHeld).toBeGreaterThan(0);
+    expect(report.incidentFigures.restored).toBe(report.reauthRequiredEvents.refresh_rejected ?? 0);
+    expect(report.incidentFigures.storeStalls).toBeGreaterThan(0);
     expect(report.reauthSoonEvents).toBe(60);
     expect(formatReport(report)).toContain('| **lost tokens** | **0** |');
   });
