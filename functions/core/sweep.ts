@@ -104,8 +104,9 @@ export class Sweep {
     );
 
     while (cursors.size > 0 && !outOfTime) {
-      // One page per shard with work left, merged oldest first.
-      const pages = await Promise.all(
+      // One page per shard with work left, merged oldest first. Every shard's query is waited
+      // for before a failure is thrown, so no request outlives the run that made it.
+      const settled = await Promise.allSettled(
         [...cursors].map(async ([shard, cursor]) => {
           const page = await store.queryDue(shard, nowSeconds, this.sweepSettings.pageSize, cursor);
           if (page.cursor === undefined) cursors.delete(shard);
@@ -113,7 +114,12 @@ export class Sweep {
           return page.entries;
         }),
       );
-      const batch = pages.flat().sort((a, b) => a.dueAt - b.dueAt);
+      const batch: DueEntry[] = [];
+      for (const outcome of settled) {
+        if (outcome.status === 'rejected') throw outcome.reason;
+        batch.push(...outcome.value);
+      }
+      batch.sort((a, b) => a.dueAt - b.dueAt);
       summary.due += batch.length;
 
       const results = await this.processAll(batch, budget, limiter, run);

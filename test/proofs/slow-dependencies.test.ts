@@ -255,6 +255,8 @@ describe('Slow dependencies: DynamoDB calls that are late, hang or lose their an
         expect(failed).toBeInstanceOf(StoreUnavailableError);
         expect((failed as StoreUnavailableError).retryable).toBe(true);
         expect(hang.hits).toBe(2);
+        // A stalled call ends when the client closes its socket; the proxy sees that a tick later.
+        await rig.dynamo.settled();
         expect(rig.dynamo.log.filter((entry) => entry.action === 'stall').every((e) => e.clientGaveUp)).toBe(
           true,
         );
@@ -279,6 +281,9 @@ describe('Slow dependencies: DynamoDB calls that are late, hang or lose their an
       expect(failed).toBeInstanceOf(StoreUnavailableError);
       // Every shard's query, each on both attempts, given up at its deadline.
       expect(hang.hits).toBe(2 * rig.runtime.config.dueShards);
+      // The sweep fails at its first failed shard; the other shards' attempts end at their own
+      // deadlines, which the proxy sees when their sockets close.
+      await rig.dynamo.settled();
       expect(rig.dynamo.log.filter((entry) => entry.action === 'stall').every((e) => e.clientGaveUp)).toBe(
         true,
       );
