@@ -980,7 +980,7 @@ function resolveSettings(props: TokenKeeperProps): ResolvedSettings {
 }
 
 /**
- * Throws at synth when settings break an invariant of DESIGN.md, so a prop change cannot
+ * Throws at synth when settings break an invariant of docs/architecture.md, so a prop change cannot
  * deploy a service whose lease may expire during an IdP call, or whose tokens expire between sweeps.
  */
 function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): void {

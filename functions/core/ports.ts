@@ -203,7 +203,7 @@ export interface Clock {
   nowMs(): number;
 }
 
-/** Metric names, as in DESIGN.md. */
+/** Metric names, as docs/architecture.md "Observability" lists them. */
 export type MetricName =
   | 'RotationSucceeded'
   | 'RotationFailed'

@@ -89,7 +89,7 @@ const IMMEDIATE_RETRY_BASE_MS = 200;
 /** Time kept, at the end of a lease, for the last commit attempt to reach DynamoDB. */
 const COMMIT_SAFETY_MS = 500;
 
-/** The one rotation algorithm (DESIGN.md "Rotation"), shared by getAccessToken and the sweep. */
+/** The one rotation algorithm (docs/architecture.md "Rotation"), shared by getAccessToken and the sweep. */
 export class Rotation {
   readonly breaker: RejectionBreaker;
 

@@ -47,7 +47,7 @@ interface RunState {
 
 type EntryResult = 'rotated' | 'failed' | 'reauthRequired' | 'skipped' | 'backlog';
 
-/** The scheduled sweep (DESIGN.md "The sweep"): rotates every record whose `dueAt` has come. */
+/** The scheduled sweep (docs/architecture.md "The sweep"): rotates every record whose `dueAt` has come. */
 export class Sweep {
   private readonly rotation: Rotation;
   private readonly reindex: Reindex | undefined;

@@ -565,7 +565,7 @@ export function tokenSet(label: string, expiresIn = 3600): TokenSet {
 /**
  * An IdP that answers from a queue. It records each refresh token presented (fingerprint and raw
  * value), counts calls in flight, can hold calls at a gate, and can take simulated time. It is as
- * strict as DESIGN.md assumes (unless `strict: false`): a refresh token is good for one successful
+ * strict as docs/architecture.md assumes (unless `strict: false`): a refresh token is good for one successful
  * refresh, and presenting a consumed one revokes its whole family (it and every token issued from
  * it answer `invalid_grant`), without using up a scripted answer. An unexpected call (empty queue,
  * no fallback) throws a plain Error, which the core treats as transient and a test sees as a call.
