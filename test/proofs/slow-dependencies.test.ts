@@ -176,7 +176,7 @@ describe('Slow dependencies: DynamoDB calls that are late, hang or lose their an
       AWS_MAX_ATTEMPTS: '1',
     };
 
-    it('a lease whose answer arrives late (2.5 s of a 6 s lease): the first caller does not call the IdP, a later caller rotates, the token is presented once', async () => {
+    it('a lease whose answer arrives late (2.5 s of a 6 s lease): nobody calls the IdP under it, a later lease rotates, the token is presented once', async () => {
       // Prepare
       rig = await startSlowRig(ENV);
       const refreshToken = await rig.signIn('alice');
@@ -188,10 +188,23 @@ describe('Slow dependencies: DynamoDB calls that are late, hang or lose their an
       const second = await rig.get('alice');
 
       // Assess
-      expect(refreshesByFirst).toBe(0);
-      expect(first).not.toBeInstanceOf(Error);
-      expect((first as ServedAccessToken).source).toBe('stale');
-      expect(second.source).toBe('refreshed');
+      const [lateLease, ...laterLeases] = rig.dynamo.log.filter((entry) => entry.kind === 'lease');
+      expect(lateLease).toMatchObject({ action: 'delayAnswer', landed: true });
+      if (!lateLease!.clientGaveUp) {
+        // The late answer arrived within the call's deadline: the caller saw too little lease left,
+        // called nobody and served the stored token, marked stale; the next caller rotated.
+        expect(refreshesByFirst).toBe(0);
+        expect(first).not.toBeInstanceOf(Error);
+        expect((first as ServedAccessToken).source).toBe('stale');
+        expect(second.source).toBe('refreshed');
+      } else {
+        // On a loaded machine the answer can come after the call's 3.5 s deadline: the caller does
+        // not know it holds the lease, so it waits it out like anyone else, and whoever rotates
+        // does so under a lease of its own, taken after the late one.
+        expect(laterLeases.length).toBeGreaterThanOrEqual(1);
+        const refresh = rig.idp.log.find((entry) => entry.kind === 'refresh');
+        expect(refresh!.atMs).toBeGreaterThanOrEqual(laterLeases[0]!.atMs);
+      }
       expect(rig.idp.count('refresh')).toBe(1);
       expectPresentedOnce(refreshToken);
       expect(await rig.stored('alice')).toMatchObject({ status: 'ACTIVE', rotations: 1, lease: undefined });
