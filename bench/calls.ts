@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { LogEventPublisher } from '../functions/adapters/observability/events';
-import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
 import type { Runtime } from '../functions/adapters/runtime';
 import { shardOf } from '../functions/core/lifetimes';
 import type { Budget } from '../functions/core/rotation';
 import type { SweepSummary } from '../functions/core/sweep';
 import { startTransmitServer } from '../local/transmit-server';
+import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
 import {
   type BenchTarget,
   breakdown,
@@ -107,7 +106,7 @@ export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile
       overrides: {
         logger: silentLogger,
         metrics: new InMemoryMetrics(),
-        events: new LogEventPublisher(silentLogger),
+        events: new RecordingEventPublisher(silentLogger),
       },
     });
     instances.push(made);

@@ -4,12 +4,11 @@
  * an in-memory store with an instant IdP and a virtual clock, a sweep every 15 virtual minutes.
  */
 
-import { LogEventPublisher } from '../functions/adapters/observability/events';
-import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
 import { buildRuntime } from '../functions/adapters/runtime';
 import { loadConfig } from '../functions/config';
 import { Secret } from '../functions/core/secret';
 import { FakeClock, InMemoryTokenStore } from '../test/support/fakes';
+import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
 import { rotationIntervalDays, STACK } from './cost';
 import { silentLogger } from './instrument';
 
@@ -128,7 +127,7 @@ export async function simulateIdleUsers(users: number, days: number): Promise<Id
       },
       logger: silentLogger,
       metrics,
-      events: new LogEventPublisher(silentLogger),
+      events: new RecordingEventPublisher(silentLogger),
       sleep: async () => {},
       sweepPageSize: 1000,
     },

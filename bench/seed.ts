@@ -10,12 +10,11 @@ import { KmsTokenCipher } from '../functions/adapters/cipher/kms-cipher';
 import type { TokenCipher } from '../functions/adapters/cipher/token-cipher';
 import { DynamoDbTokenStore } from '../functions/adapters/dynamodb/dynamodb-token-store';
 import { createTableInput } from '../functions/adapters/dynamodb/table-schema';
-import { LogEventPublisher } from '../functions/adapters/observability/events';
-import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
 import { buildRuntime } from '../functions/adapters/runtime';
 import type { Clock } from '../functions/core/ports';
 import { Secret } from '../functions/core/secret';
 import type { TransmitServer, TransmitTokenResponse } from '../local/transmit-server';
+import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
 import { type BenchTarget, benchConfig, localDynamoDb } from './instance';
 import { FAKE_KEY_ARN, fakeKmsClient, silentLogger, Tally } from './instrument';
 
@@ -58,7 +57,7 @@ export async function seedRecords(options: SeedOptions): Promise<SeedResult> {
     clock: options.clock,
     logger: silentLogger,
     metrics: new InMemoryMetrics(),
-    events: new LogEventPublisher(silentLogger),
+    events: new RecordingEventPublisher(silentLogger),
     store: new DynamoDbTokenStore({
       tableName: options.target.tableName,
       client: capturingClient(captured),

@@ -1,5 +1,5 @@
-import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
 import type { Clock, MetricName } from '../functions/core/ports';
+import { InMemoryMetrics } from '../test/support/observability';
 import type { SimulatedInvocation } from './simulation';
 
 /** One CloudWatch datapoint, as the service (EMF) or Lambda would write it, at a virtual time. */

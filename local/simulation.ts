@@ -4,9 +4,6 @@ import { LocalTokenCipher } from '../functions/adapters/cipher/local-cipher';
 import type { TokenCipher } from '../functions/adapters/cipher/token-cipher';
 import { DynamoDbTokenStore, keyOf } from '../functions/adapters/dynamodb/dynamodb-token-store';
 import { createTableInput } from '../functions/adapters/dynamodb/table-schema';
-import { LogEventPublisher } from '../functions/adapters/observability/events';
-import { MemoryLogger } from '../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../functions/adapters/observability/metrics';
 import { buildRuntime } from '../functions/adapters/runtime';
 import { loadConfig } from '../functions/config';
 import type { Clock, TokenStore } from '../functions/core/ports';
@@ -14,6 +11,7 @@ import { getAccessToken } from '../functions/handlers/get-access-token';
 import { lambdaHandler } from '../functions/handlers/lambda';
 import { refreshSweep } from '../functions/handlers/refresh-sweep';
 import { storeTokens } from '../functions/handlers/store-tokens';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from '../test/support/observability';
 import { startDynamoDbLocal } from './dynamodb-local';
 import { startTransmitServer, type TransmitServer } from './transmit-server';
 
@@ -232,7 +230,7 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
     const hooks = input.hooks ?? {};
     const metrics = hooks.metrics?.(clock) ?? new InMemoryMetrics();
     const logger = new MemoryLogger();
-    const events = new LogEventPublisher(logger);
+    const events = new RecordingEventPublisher(logger);
     const figures = { storeStalls: 0, restored: 0 };
     const inIncident = (kind: SimulationIncident['kind'], nowSeconds: number) =>
       options.incidents.some(

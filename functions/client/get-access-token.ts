@@ -2,6 +2,7 @@ import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/
 import { ConfigurationError, ValidationError } from '../core/errors';
 import { DEFAULT_RESOURCE } from '../core/model';
 import { Secret } from '../core/secret';
+import { parseCorrelationId } from '../core/validation';
 import { GET_ACCESS_TOKEN_FUNCTION_ENV, TOKEN_STATUS_FUNCTION_ENV } from './env';
 import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
 import { invokeTokenStatus, type TokenStatus, type TokenStatusRequest } from './token-status';
@@ -19,6 +20,13 @@ export interface GetAccessTokenRequest {
    * @default 60
    */
   readonly minValiditySeconds?: number;
+  /**
+   * Carried into every log line of the call at token-keeper (letters, digits and `._:-`, at most
+   * 128 characters), so that its logs can be found from the caller's. Concurrent callers that share
+   * one invocation share the first caller's id.
+   * @default - none
+   */
+  readonly correlationId?: string;
 }
 
 /** A valid access token. */
@@ -121,7 +129,7 @@ export function createTokenKeeperClient(options: TokenKeeperClientOptions = {}):
     return name;
   };
 
-  const invoke = async (request: Required<GetAccessTokenRequest>): Promise<CachedToken> => {
+  const invoke = async (request: NormalizedRequest): Promise<CachedToken> => {
     const name = functionName();
     const client = options.lambdaClient ?? sharedClient();
     let response: InvokeCommandOutput;
@@ -228,7 +236,15 @@ export function getTokenStatus(
   return client.getTokenStatus(request);
 }
 
-function normalize(request: GetAccessTokenRequest): Required<GetAccessTokenRequest> {
+/** A request as the function receives it. */
+interface NormalizedRequest {
+  readonly userId: string;
+  readonly resource: string;
+  readonly minValiditySeconds: number;
+  readonly correlationId?: string;
+}
+
+function normalize(request: GetAccessTokenRequest): NormalizedRequest {
   if (typeof request?.userId !== 'string' || request.userId === '') {
     throw new ValidationError('userId must be a non-empty string');
   }
@@ -243,7 +259,13 @@ function normalize(request: GetAccessTokenRequest): Required<GetAccessTokenReque
   ) {
     throw new ValidationError(`minValiditySeconds must be an integer from 0 to ${MAX_MIN_VALIDITY_SECONDS}`);
   }
-  return { userId: request.userId, resource: request.resource ?? DEFAULT_RESOURCE, minValiditySeconds };
+  const correlationId = parseCorrelationId(request);
+  return {
+    userId: request.userId,
+    resource: request.resource ?? DEFAULT_RESOURCE,
+    minValiditySeconds,
+    ...(correlationId === undefined ? {} : { correlationId }),
+  };
 }
 
 function cacheKey(userId: string, resource: string): string {

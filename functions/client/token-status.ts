@@ -1,6 +1,7 @@
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
 import { ConfigurationError, type ReauthReason, ValidationError } from '../core/errors';
 import { DEFAULT_RESOURCE } from '../core/model';
+import { parseCorrelationId } from '../core/validation';
 import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
 
 /** Whose status a caller asks for. */
@@ -11,6 +12,11 @@ export interface TokenStatusRequest {
    * @default 'default'
    */
   readonly resource?: string;
+  /**
+   * Carried into every log line of the call at token-keeper (letters, digits and `._:-`, at most 128 characters).
+   * @default - none
+   */
+  readonly correlationId?: string;
 }
 
 /** Where a user's offline access stands; no token. Times are ISO 8601. */
@@ -64,14 +70,19 @@ export async function invokeTokenStatus(
   return parseTokenStatus(text);
 }
 
-function normalize(request: TokenStatusRequest): Required<TokenStatusRequest> {
+function normalize(request: TokenStatusRequest): TokenStatusRequest & { readonly resource: string } {
   if (typeof request?.userId !== 'string' || request.userId === '') {
     throw new ValidationError('userId must be a non-empty string');
   }
   if (request.resource !== undefined && (typeof request.resource !== 'string' || request.resource === '')) {
     throw new ValidationError('resource must be a non-empty string when given');
   }
-  return { userId: request.userId, resource: request.resource ?? DEFAULT_RESOURCE };
+  const correlationId = parseCorrelationId(request);
+  return {
+    userId: request.userId,
+    resource: request.resource ?? DEFAULT_RESOURCE,
+    ...(correlationId === undefined ? {} : { correlationId }),
+  };
 }
 
 /** Parses the function's answer; never echoes it in an error. */

@@ -240,7 +240,9 @@ export type MetricName =
   /** A handler answered with a typed error (breakdown `error`: its public name); expected, not alarmed. */
   | 'ErrorAnswered'
   /** A handler failed with an error that is not a typed answer (breakdown `error`: its class name). */
-  | 'UnexpectedError';
+  | 'UnexpectedError'
+  /** The first invocation of a Lambda instance. */
+  | 'ColdStart';
 
 /** Metrics sink (CloudWatch EMF in AWS). Dimensions are low-cardinality: never user ids. */
 export interface Metrics {

@@ -62,6 +62,30 @@ export function parseGetAccessTokenEvent(event: unknown): GetAccessTokenInput {
   };
 }
 
+/** Longest correlation id a caller may send (a UUID is 36). */
+export const MAX_CORRELATION_ID_LENGTH = 128;
+
+/**
+ * The caller's optional `correlationId` (any event), which every log line of the call carries:
+ * letters, digits and `._:-`, at most 128 characters. Anything else is refused, since it would go
+ * into the log as it came.
+ */
+export function parseCorrelationId(event: unknown): string | undefined {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) return undefined;
+  const value = field(event as Record<string, unknown>, 'correlationId');
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== 'string' ||
+    !/^[A-Za-z0-9._:-]+$/.test(value) ||
+    value.length > MAX_CORRELATION_ID_LENGTH
+  ) {
+    throw new ValidationError(
+      `correlationId must be 1 to ${MAX_CORRELATION_ID_LENGTH} letters, digits or the characters . _ : -`,
+    );
+  }
+  return value;
+}
+
 /** Validates `{ userId, resource? }` (disconnect and the key part of the other events). */
 export function parseKey(body: unknown): RecordKey {
   const record = object(body, 'event');

@@ -1,7 +1,9 @@
 import type { Context } from 'aws-lambda';
+import { isInvocationLogger } from '../adapters/observability/logger';
 import type { Runtime } from '../adapters/runtime';
 import { PUBLIC_ERROR_NAMES, type PublicErrorName, RefreshUnavailableError } from '../core/errors';
 import type { Budget } from '../core/rotation';
+import { parseCorrelationId } from '../core/validation';
 
 /** What a handler is made of: the runtime it runs on (built lazily) and its body. */
 export type HandlerBody<T> = (runtime: Runtime, event: unknown, budget: Budget) => Promise<T>;
@@ -10,11 +12,14 @@ export type HandlerBody<T> = (runtime: Runtime, event: unknown, budget: Budget) 
 const DEFAULT_BUDGET_MS = 30_000;
 
 /**
- * Wraps a handler body: builds the runtime on first call, flushes metrics after every call, and
- * lets only the public error names out. Anything else becomes a retryable or internal error
- * without its original message, which could say more than a caller should see.
+ * Wraps a handler body: builds the runtime on first call, tells the logger which invocation it
+ * logs for (the Lambda context and the caller's `correlationId`), counts the instance's cold
+ * start, flushes metrics after every call, and lets only the public error names out. Anything
+ * else becomes a retryable or internal error without its original message, which could say more
+ * than a caller should see.
  */
 export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
+  let coldStart = true;
   return async (event: unknown, context?: Context): Promise<T> => {
     const startedMs = Date.now();
     const budget: Budget = context
@@ -23,14 +28,31 @@ export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
     let current: Runtime | undefined;
     try {
       current = runtime();
+      if (context && coldStart) current.metrics.count('ColdStart');
+      coldStart = false;
+      if (isInvocationLogger(current.logger)) {
+        // A malformed correlation id is refused below, before any work; its lines go without it.
+        current.logger.startInvocation(context, correlationIdOrNone(event));
+      }
+      parseCorrelationId(event);
       return await body(current, event, budget);
     } catch (error) {
       if (current) countError(current, error);
       throw publicError(error, current ?? { logger: consoleLogger });
     } finally {
       current?.flush();
+      if (current && isInvocationLogger(current.logger)) current.logger.endInvocation();
     }
   };
+}
+
+/** The caller's correlation id, or none when it sent none or one that {@link parseCorrelationId} refuses. */
+function correlationIdOrNone(event: unknown): string | undefined {
+  try {
+    return parseCorrelationId(event);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Used only when the runtime itself could not be built: a JSON line with the error's name. */

@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalTokenCipher } from '../../functions/adapters/cipher/local-cipher';
 import { DynamoDbTokenStore } from '../../functions/adapters/dynamodb/dynamodb-token-store';
-import { MemoryLogger } from '../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
 import { RejectionBreaker } from '../../functions/core/rejection-breaker';
 import { FakeClock, T0 } from '../support/fakes';
 import { createTable, localDynamoClient } from '../support/harness';
+import { InMemoryMetrics, MemoryLogger } from '../support/observability';
 
 describe('Class: DynamoDbTokenStore, rejection breaker items (DynamoDB Local)', () => {
   const dynamo = localDynamoClient();

@@ -4,13 +4,12 @@ import { LocalTokenCipher } from '../../functions/adapters/cipher/local-cipher';
 import { DynamoDbTokenStore } from '../../functions/adapters/dynamodb/dynamodb-token-store';
 import { removedRecords } from '../../functions/adapters/dynamodb/stream';
 import { TOKEN_TABLE } from '../../functions/adapters/dynamodb/table-schema';
-import { MemoryLogger } from '../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
 import { buildRuntime, type Runtime } from '../../functions/adapters/runtime';
 import { loadConfig } from '../../functions/config';
 import { shardOf } from '../../functions/core/lifetimes';
 import { Secret } from '../../functions/core/secret';
 import { ample, type Harness, startHarness } from '../support/harness';
+import { InMemoryMetrics, MemoryLogger } from '../support/observability';
 
 const DAY = 86_400;
 const T0 = Date.UTC(2026, 0, 1) / 1000;

@@ -4,9 +4,6 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { LocalTokenCipher } from '../../functions/adapters/cipher/local-cipher';
 import { DynamoDbTokenStore } from '../../functions/adapters/dynamodb/dynamodb-token-store';
-import { LogEventPublisher } from '../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
 import { buildRuntime, type Runtime } from '../../functions/adapters/runtime';
 import { loadConfig } from '../../functions/config';
 import { StoreUnavailableError } from '../../functions/core/errors';
@@ -16,6 +13,7 @@ import type { ServedAccessToken } from '../../functions/core/token-service';
 import { startTransmitServer, type TransmitServer } from '../../local/transmit-server';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { ample, createTable, localDynamoClient } from '../support/harness';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from '../support/observability';
 
 /**
  * Case 1 of the slow-dependency proofs: DynamoDB calls that are slow, hang, or whose answers come
@@ -85,7 +83,12 @@ async function startSlowRig(env: Record<string, string>): Promise<SlowRig> {
     },
   });
   const inspect = new DynamoDbTokenStore({ tableName, cipher, client: direct });
-  const runtime = buildRuntime(config, { store, logger, metrics, events: new LogEventPublisher(logger) });
+  const runtime = buildRuntime(config, {
+    store,
+    logger,
+    metrics,
+    events: new RecordingEventPublisher(logger),
+  });
   const signIn = async (userId: string) => {
     const tokens = transmit.signIn(userId);
     await runtime.tokenService.storeTokens({

@@ -4,9 +4,6 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalTokenCipher } from '../../functions/adapters/cipher/local-cipher';
 import { DynamoDbTokenStore } from '../../functions/adapters/dynamodb/dynamodb-token-store';
-import { LogEventPublisher } from '../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
 import { buildRuntime, type Runtime, type RuntimeOverrides } from '../../functions/adapters/runtime';
 import { loadConfig } from '../../functions/config';
 import type { RecordKey, TokenRecord } from '../../functions/core/model';
@@ -29,6 +26,7 @@ import {
 } from '../support/fakes';
 import { createTable, localDynamoClient } from '../support/harness';
 import { fingerprint, registerCanary } from '../support/leak-guard';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from '../support/observability';
 
 /**
  * Property-based fuzzing of every handler's event, through the real handler wrapper
@@ -63,7 +61,7 @@ interface Rig {
   readonly store: InMemoryTokenStore;
   readonly logger: MemoryLogger;
   readonly metrics: InMemoryMetrics;
-  readonly events: LogEventPublisher;
+  readonly events: RecordingEventPublisher;
   readonly handlers: Record<
     'storeTokens' | 'getAccessToken' | 'disconnect' | 'refreshSweep' | 'expiryStream',
     Handler
@@ -89,7 +87,7 @@ function rig(seed: readonly TokenRecord[] = []): Rig {
   for (const record of seed) store.seed(record);
   const logger = new MemoryLogger();
   const metrics = new InMemoryMetrics();
-  const events = new LogEventPublisher(logger);
+  const events = new RecordingEventPublisher(logger);
   const overrides: RuntimeOverrides = {
     clock,
     store,
@@ -894,7 +892,7 @@ describe('Handler events under fuzzing, on DynamoDB Local', () => {
       idp: new ScriptedIdentityProvider().rotateForever(),
       logger,
       metrics: new InMemoryMetrics(),
-      events: new LogEventPublisher(logger),
+      events: new RecordingEventPublisher(logger),
       sessions,
     });
     handlers = handlersOf(runtime);

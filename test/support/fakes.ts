@@ -1,6 +1,3 @@
-import { LogEventPublisher } from '../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
 import { IdpPermanentError, StoreUnavailableError } from '../../functions/core/errors';
 import { shardOf } from '../../functions/core/lifetimes';
 import {
@@ -29,6 +26,7 @@ import type {
 } from '../../functions/core/ports';
 import type { Budget, RotationDeps, RotationSettings } from '../../functions/core/rotation';
 import { Secret } from '../../functions/core/secret';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from './observability';
 
 export const DAY = 86_400;
 
@@ -730,7 +728,7 @@ export interface TestDeps extends RotationDeps {
   readonly clock: FakeClock;
   readonly metrics: InMemoryMetrics;
   readonly logger: MemoryLogger;
-  readonly events: LogEventPublisher;
+  readonly events: RecordingEventPublisher;
   /** Every delay asked of `sleep`, in milliseconds. */
   readonly sleeps: number[];
 }
@@ -762,7 +760,7 @@ export function makeDeps(overrides: DepsOverrides = {}): TestDeps {
     clock,
     metrics: new InMemoryMetrics(),
     logger,
-    events: new LogEventPublisher(logger),
+    events: new RecordingEventPublisher(logger),
     random: overrides.random ?? seededRandom(),
     newLeaseId: overrides.newLeaseId ?? (() => `lease-${++leases}`),
     sleep: (ms: number) => {

@@ -4,9 +4,6 @@ import { inject } from 'vitest';
 import { LocalTokenCipher } from '../../functions/adapters/cipher/local-cipher';
 import { DynamoDbTokenStore } from '../../functions/adapters/dynamodb/dynamodb-token-store';
 import { createTableInput } from '../../functions/adapters/dynamodb/table-schema';
-import { LogEventPublisher } from '../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../functions/adapters/observability/metrics';
 import { buildRuntime, type Runtime, type RuntimeOverrides } from '../../functions/adapters/runtime';
 import { loadConfig } from '../../functions/config';
 import type { Clock } from '../../functions/core/ports';
@@ -31,6 +28,7 @@ import {
   registerCanary,
   registerTokenFields,
 } from './leak-guard';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from './observability';
 
 /** A clock that moves only when told to; shared by the service and the IdP emulator. */
 export class VirtualClock implements Clock {
@@ -90,7 +88,7 @@ export interface Harness {
   readonly tableName: string;
   readonly metrics: InMemoryMetrics;
   readonly logger: MemoryLogger;
-  readonly events: LogEventPublisher;
+  readonly events: RecordingEventPublisher;
   /** Signs a user in at the emulator and stores the tokens, as an app's auth backend would. */
   signInAndStore(userId: string, resource?: string): Promise<TransmitTokenResponse>;
   /** How many token values (canaries) this harness saw the IdP hand out so far. */
@@ -126,7 +124,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const metrics = new InMemoryMetrics();
   const logger = new MemoryLogger();
-  const events = new LogEventPublisher(logger);
+  const events = new RecordingEventPublisher(logger);
   const cipher = LocalTokenCipher.fromBase64(config.cipher.kind === 'local' ? config.cipher.keyBase64 : '');
   const runtime = buildRuntime(config, {
     clock,
@@ -212,7 +210,7 @@ async function checkForLeaks(parts: {
   tableName: string;
   logger: MemoryLogger;
   metrics: InMemoryMetrics;
-  events: LogEventPublisher;
+  events: RecordingEventPublisher;
   collected: ReadonlyMap<string, Canary>;
 }): Promise<void> {
   const { transmit, runtime, collected } = parts;
@@ -244,7 +242,7 @@ async function checkForLeaks(parts: {
       places.push(...placesOf(`metric #${i} (${point.name})`, point));
   }
   for (const publisher of publishers) {
-    if (!(publisher instanceof LogEventPublisher)) continue;
+    if (!(publisher instanceof RecordingEventPublisher)) continue;
     for (const [i, event] of publisher.published.entries()) {
       places.push(...placesOf(`event #${i} (${event.type})`, event));
     }

@@ -36,15 +36,11 @@ export class EventBridgePublisher implements EventPublisher {
   }
 }
 
-/** Where no bus is configured: the event goes to the log, and the last 10,000 to memory (tests, local use). */
+/** Where no bus is configured: the event goes to the log. */
 export class LogEventPublisher implements EventPublisher {
-  readonly published: AppEvent[] = [];
-
   constructor(private readonly logger: Logger) {}
 
   async publish(event: AppEvent): Promise<void> {
-    this.published.push(event);
-    if (this.published.length > 10_000) this.published.shift();
     this.logger.info(`event: ${event.type}`, {
       userId: event.key.userId,
       resource: event.key.resource,

@@ -1,8 +1,25 @@
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
 import type { LogFields, Logger } from '../../core/ports';
 
+/** A logger told which invocation it logs for: every line then names it. */
+export interface InvocationLogger {
+  /**
+   * From here on, every line carries the Lambda context (request id, function, cold start) when
+   * there is one, and the caller's correlation id when it sent one.
+   */
+  startInvocation(context: Context | undefined, correlationId: string | undefined): void;
+  /** Forgets what belonged to the invocation (its correlation id). */
+  endInvocation(): void;
+}
+
+/** Whether `logger` can be told about invocations. */
+export function isInvocationLogger(logger: Logger): logger is Logger & InvocationLogger {
+  return typeof (logger as Partial<InvocationLogger>).startInvocation === 'function';
+}
+
 /** Structured JSON logs through Powertools. Only `LogFields` (plain values) reach it: no token can. */
-export class JsonLogger implements Logger {
+export class JsonLogger implements Logger, InvocationLogger {
   private readonly logger: PowertoolsLogger;
 
   constructor(options: { serviceName?: string; logLevel?: string } = {}) {
@@ -10,6 +27,15 @@ export class JsonLogger implements Logger {
       serviceName: options.serviceName ?? 'token-keeper',
       logLevel: (options.logLevel ?? 'INFO').toUpperCase() as 'INFO',
     });
+  }
+
+  startInvocation(context: Context | undefined, correlationId: string | undefined): void {
+    if (context) this.logger.addContext(context);
+    if (correlationId !== undefined) this.logger.setCorrelationId(correlationId);
+  }
+
+  endInvocation(): void {
+    this.logger.resetKeys();
   }
 
   debug(message: string, fields: LogFields = {}): void {
@@ -23,37 +49,5 @@ export class JsonLogger implements Logger {
   }
   error(message: string, fields: LogFields = {}): void {
     this.logger.error(message, { ...fields });
-  }
-}
-
-/** One captured log line. */
-export interface LogLine {
-  readonly level: 'debug' | 'info' | 'warn' | 'error';
-  readonly message: string;
-  readonly fields: LogFields;
-}
-
-/** Keeps log lines in memory (tests, simulation); optionally forwards them. */
-export class MemoryLogger implements Logger {
-  readonly lines: LogLine[] = [];
-
-  constructor(private readonly forward?: Logger) {}
-
-  debug(message: string, fields: LogFields = {}): void {
-    this.record('debug', message, fields);
-  }
-  info(message: string, fields: LogFields = {}): void {
-    this.record('info', message, fields);
-  }
-  warn(message: string, fields: LogFields = {}): void {
-    this.record('warn', message, fields);
-  }
-  error(message: string, fields: LogFields = {}): void {
-    this.record('error', message, fields);
-  }
-
-  private record(level: LogLine['level'], message: string, fields: LogFields): void {
-    this.lines.push({ level, message, fields });
-    this.forward?.[level](message, fields);
   }
 }

@@ -16,12 +16,10 @@ import { LocalTokenCipher } from '../../../functions/adapters/cipher/local-ciphe
 import { StaticClientCredentials } from '../../../functions/adapters/credentials/client-credentials';
 import { DynamoDbTokenStore } from '../../../functions/adapters/dynamodb/dynamodb-token-store';
 import { TransmitIdentityProvider } from '../../../functions/adapters/idp/transmit';
-import { LogEventPublisher } from '../../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../../functions/adapters/observability/metrics';
 import { buildRuntime } from '../../../functions/adapters/runtime';
 import { loadConfig } from '../../../functions/config';
 import { localDynamoClientAt } from '../../support/dynamo';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from '../../support/observability';
 import type { CrashPoint } from './crash';
 import { ProofIdp } from './proof-idp';
 import { ProofStore } from './proof-store';
@@ -85,7 +83,7 @@ async function main(): Promise<void> {
     idp,
     logger,
     metrics: new InMemoryMetrics(),
-    events: new LogEventPublisher(logger),
+    events: new RecordingEventPublisher(logger),
   });
   const budget = { remainingMs: () => 60_000 };
   if (operation === 'sweep') {

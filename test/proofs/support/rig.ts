@@ -5,9 +5,6 @@ import { StaticClientCredentials } from '../../../functions/adapters/credentials
 import { DynamoDbTokenStore } from '../../../functions/adapters/dynamodb/dynamodb-token-store';
 import { OAuth2IdentityProvider } from '../../../functions/adapters/idp/oauth2';
 import { TransmitIdentityProvider } from '../../../functions/adapters/idp/transmit';
-import { LogEventPublisher } from '../../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../../functions/adapters/observability/metrics';
 import { buildRuntime, type Runtime } from '../../../functions/adapters/runtime';
 import { loadConfig } from '../../../functions/config';
 import type { AppEvent, IdentityProvider } from '../../../functions/core/ports';
@@ -21,6 +18,7 @@ import {
 } from '../../../local/transmit-server';
 import { type FaultProxy, startFaultProxy } from '../../support/fault-proxy';
 import { ample, createTable, localDynamoClient } from '../../support/harness';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from '../../support/observability';
 import type { OidcServer, OidcSignInTokens } from '../../support/oidc-server';
 import { type IdpLedger, oidcLedger, type Served, transmitLedger } from './invariants';
 import { ProofIdp } from './proof-idp';
@@ -69,7 +67,7 @@ export interface Rig {
   readonly runtime: Runtime;
   readonly metrics: InMemoryMetrics;
   readonly logger: MemoryLogger;
-  readonly events: LogEventPublisher;
+  readonly events: RecordingEventPublisher;
   readonly tableName: string;
   /** Access tokens handed out by {@link Rig.get}. */
   readonly served: Served[];
@@ -137,7 +135,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
   const idp = new ProofIdp(realIdp, track);
   const metrics = new InMemoryMetrics();
   const logger = new MemoryLogger();
-  const events = new LogEventPublisher(logger);
+  const events = new RecordingEventPublisher(logger);
   const runtime = buildRuntime(config, {
     clock,
     metrics,

@@ -1,15 +1,12 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  EVENT_SOURCE,
-  EventBridgePublisher,
-  LogEventPublisher,
-} from '../../../functions/adapters/observability/events';
-import { JsonLogger, MemoryLogger } from '../../../functions/adapters/observability/logger';
+import { EVENT_SOURCE, EventBridgePublisher } from '../../../functions/adapters/observability/events';
+import { JsonLogger } from '../../../functions/adapters/observability/logger';
 import { EmfMetrics } from '../../../functions/adapters/observability/metrics';
 import type { AppEvent } from '../../../functions/core/ports';
 import { caught } from '../../support/caught';
+import { MemoryLogger, RecordingEventPublisher } from '../../support/observability';
 
 /** 2026-01-01T00:00:00Z in epoch seconds. */
 const T0 = Date.UTC(2026, 0, 1) / 1000;
@@ -585,12 +582,12 @@ describe('Class: EventBridgePublisher', () => {
   });
 });
 
-describe('Class: LogEventPublisher', () => {
+describe('Class: RecordingEventPublisher', () => {
   describe('Method: publish', () => {
     it('keeps the event and logs its type, user id, resource and reason', async () => {
       // Prepare
       const logger = new MemoryLogger();
-      const publisher = new LogEventPublisher(logger);
+      const publisher = new RecordingEventPublisher(logger);
 
       // Act
       await publisher.publish(reauthRequired);
@@ -608,7 +605,7 @@ describe('Class: LogEventPublisher', () => {
 
     it('keeps only the last 10,000 events', async () => {
       // Prepare
-      const publisher = new LogEventPublisher(new MemoryLogger());
+      const publisher = new RecordingEventPublisher(new MemoryLogger());
       const event = (i: number): AppEvent => ({
         type: 'Tokens Expired',
         key: { userId: `user-${i}`, resource: 'default' },

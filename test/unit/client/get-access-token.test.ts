@@ -114,6 +114,29 @@ describe('Function: createTokenKeeperClient', () => {
       });
     });
 
+    it("sends the caller's correlation id, and refuses one the function would refuse without invoking", async () => {
+      // Prepare
+      lambdaMock.on(InvokeCommand).resolves(tokenAnswer());
+      const keeper = client();
+
+      // Act
+      await keeper.getAccessToken({ userId: 'user-1', correlationId: 'order-4711:retry.2' });
+      const refused = await rejection(
+        keeper.getAccessToken({ userId: 'user-2', correlationId: 'two words' }),
+      );
+
+      // Assess
+      const input = lambdaMock.commandCalls(InvokeCommand)[0]?.args[0].input;
+      expect(JSON.parse(new TextDecoder().decode(input?.Payload as Uint8Array))).toEqual({
+        userId: 'user-1',
+        resource: 'default',
+        minValiditySeconds: 60,
+        correlationId: 'order-4711:retry.2',
+      });
+      expect(refused).toBeInstanceOf(ValidationError);
+      expect(lambdaMock).toHaveReceivedCommandTimes(InvokeCommand, 1);
+    });
+
     it('takes the function name from TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION when none is passed', async () => {
       vi.stubEnv('TOKEN_KEEPER_GET_ACCESS_TOKEN_FUNCTION', 'from-env');
       lambdaMock.on(InvokeCommand).resolves(tokenAnswer());

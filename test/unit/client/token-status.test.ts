@@ -67,6 +67,22 @@ describe('Function: createTokenKeeperClient', () => {
       expect(status).toEqual(ACTIVE);
     });
 
+    it("sends the caller's correlation id with the key", async () => {
+      // Prepare
+      lambdaMock.on(InvokeCommand).resolves({ StatusCode: 200, Payload: payload(ACTIVE) });
+
+      // Act
+      await client().getTokenStatus({ userId: 'user-1', correlationId: '9b2e-status' });
+
+      // Assess
+      const input = lambdaMock.commandCalls(InvokeCommand)[0]?.args[0].input;
+      expect(JSON.parse(new TextDecoder().decode(input?.Payload as Uint8Array))).toEqual({
+        userId: 'user-1',
+        resource: 'default',
+        correlationId: '9b2e-status',
+      });
+    });
+
     it('returns REAUTH_REQUIRED with its reason, and never caches', async () => {
       // Prepare
       const reauth = {

@@ -1,10 +1,8 @@
 import type { DynamoDBRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { removedRecords } from '../../../functions/adapters/dynamodb/stream';
-import { LogEventPublisher } from '../../../functions/adapters/observability/events';
-import { MemoryLogger } from '../../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../../functions/adapters/observability/metrics';
 import { ExpiryWatch } from '../../../functions/core/expiry-watch';
+import { InMemoryMetrics, MemoryLogger, RecordingEventPublisher } from '../../support/observability';
 
 const NOW = 1_800_000_000;
 
@@ -75,7 +73,7 @@ describe('Class: ExpiryWatch', () => {
   const setup = () => {
     const metrics = new InMemoryMetrics();
     const logger = new MemoryLogger();
-    const events = new LogEventPublisher(logger);
+    const events = new RecordingEventPublisher(logger);
     const watch = new ExpiryWatch({ metrics, logger, events, clock: { nowMs: () => NOW * 1000 } });
     return { metrics, logger, events, watch };
   };

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import { build } from 'esbuild';
 import { describe, expect, it, vi } from 'vitest';
-import { MemoryLogger } from '../../../functions/adapters/observability/logger';
-import { InMemoryMetrics } from '../../../functions/adapters/observability/metrics';
+import { JsonLogger } from '../../../functions/adapters/observability/logger';
 import type { Runtime } from '../../../functions/adapters/runtime';
 import {
   ConfigurationError,
@@ -22,6 +21,7 @@ import type { Budget } from '../../../functions/core/rotation';
 import { iso, lambdaHandler, publicError } from '../../../functions/handlers/lambda';
 import { nodeFunctionDefaults, PROJECT_ROOT } from '../../../lib/function-defaults';
 import { caught, shown } from '../../support/caught';
+import { InMemoryMetrics, MemoryLogger } from '../../support/observability';
 
 /** A value that must not leave the handler in any error. */
 const CANARY = 'rt-CANARY-0d9e5a';
@@ -342,6 +342,149 @@ describe('Function: lambdaHandler', () => {
 
     // Assess
     expect(seen).toEqual([30_000, 26_000]);
+  });
+});
+
+describe('Function: lambdaHandler (the invocation in the logs)', () => {
+  /** Every JSON line written while `act` runs (Powertools writes through a Console on stdout and stderr). */
+  async function linesWritten(act: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+    const chunks: string[] = [];
+    const sink = ((chunk: string | Uint8Array) => {
+      chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      return true;
+    }) as typeof process.stdout.write;
+    const spies = [
+      vi.spyOn(process.stdout, 'write').mockImplementation(sink),
+      vi.spyOn(process.stderr, 'write').mockImplementation(sink),
+    ];
+    try {
+      await act().catch(() => undefined);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    return chunks
+      .join('')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  /** A runtime whose logger is the production one. */
+  function runtimeWithJsonLogger() {
+    const logger = new JsonLogger({ serviceName: 'context-test' });
+    const metrics = new InMemoryMetrics();
+    const runtime = { logger, metrics, flush: () => {} } satisfies Pick<
+      Runtime,
+      'logger' | 'metrics' | 'flush'
+    >;
+    return { runtime: runtime as unknown as Runtime, metrics };
+  }
+
+  function lambdaContext(requestId: string): Context {
+    return {
+      awsRequestId: requestId,
+      functionName: 'token-keeper-getAccessToken',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:eu-west-1:111122223333:function:token-keeper-getAccessToken',
+      memoryLimitInMB: '256',
+      getRemainingTimeInMillis: () => 10_000,
+    } as Context;
+  }
+
+  it("puts the request id, the function and the caller's correlation id on every line of the call, and only of that call", async () => {
+    // Prepare
+    const { runtime } = runtimeWithJsonLogger();
+    const handler = lambdaHandler(
+      () => runtime,
+      async (rt) => {
+        rt.logger.info('first line');
+        rt.logger.warn('second line', { userId: 'alice' });
+        return 'ok';
+      },
+    );
+
+    // Act
+    const withId = await linesWritten(() =>
+      handler({ userId: 'alice', correlationId: 'req-7f3a.checkout:42' }, lambdaContext('request-1')),
+    );
+    const without = await linesWritten(() => handler({ userId: 'alice' }, lambdaContext('request-2')));
+
+    // Assess
+    expect(withId).toHaveLength(2);
+    for (const line of withId) {
+      expect(line).toMatchObject({
+        correlation_id: 'req-7f3a.checkout:42',
+        function_request_id: 'request-1',
+        function_name: 'token-keeper-getAccessToken',
+      });
+      expect(typeof line.cold_start).toBe('boolean');
+    }
+    expect(without).toHaveLength(2);
+    for (const line of without) {
+      expect(line).toMatchObject({ function_request_id: 'request-2' });
+      expect(line).not.toHaveProperty('correlation_id');
+    }
+  });
+
+  it.each([
+    ['a number', 42],
+    ['an empty string', ''],
+    ['a newline', 'abc\ndef'],
+    ['spaces', 'two words'],
+    ['129 characters', 'a'.repeat(129)],
+  ])(
+    'refuses a correlation id that is %s with a ValidationError, before the body runs',
+    async (_what, value) => {
+      // Prepare
+      const { runtime } = runtimeWithJsonLogger();
+      const body = vi.fn(async () => 'ok');
+      const handler = lambdaHandler(() => runtime, body);
+
+      // Act
+      let error: unknown;
+      const lines = await linesWritten(async () => {
+        error = await caught(handler({ userId: 'alice', correlationId: value }, lambdaContext('request-3')));
+      });
+
+      // Assess
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(body).not.toHaveBeenCalled();
+      for (const line of lines) expect(line).not.toHaveProperty('correlation_id');
+    },
+  );
+
+  it('counts ColdStart once per instance, on its first invocation in Lambda', async () => {
+    // Prepare
+    const { runtime, metrics } = runtimeWithJsonLogger();
+    const handler = lambdaHandler(
+      () => runtime,
+      async () => 'ok',
+    );
+
+    // Act
+    await linesWritten(async () => {
+      await handler({}, lambdaContext('request-4'));
+      await handler({}, lambdaContext('request-5'));
+      await handler({}, lambdaContext('request-6'));
+    });
+
+    // Assess
+    expect(metrics.total('ColdStart')).toBe(1);
+  });
+
+  it('counts no ColdStart outside Lambda (no context: the embedded runtime, tests)', async () => {
+    // Prepare
+    const { runtime, metrics } = runtimeWithJsonLogger();
+    const handler = lambdaHandler(
+      () => runtime,
+      async () => 'ok',
+    );
+
+    // Act
+    await handler({});
+
+    // Assess
+    expect(metrics.total('ColdStart')).toBe(0);
   });
 });
 

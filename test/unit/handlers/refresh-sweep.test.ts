@@ -1,5 +1,4 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MemoryLogger } from '../../../functions/adapters/observability/logger';
 import type { Runtime } from '../../../functions/adapters/runtime';
 import type { Budget } from '../../../functions/core/rotation';
 import type { SweepSummary } from '../../../functions/core/sweep';
@@ -9,6 +8,7 @@ import {
   nextLink,
   sweepWithContinuation,
 } from '../../../functions/handlers/refresh-sweep';
+import { MemoryLogger } from '../../support/observability';
 
 const BUDGET: Budget = { remainingMs: () => 300_000 };
 const SCHEDULED = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
