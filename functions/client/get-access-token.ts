@@ -1,10 +1,10 @@
-import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { ConfigurationError, ValidationError } from '../core/errors';
 import { DEFAULT_RESOURCE } from '../core/model';
 import { Secret } from '../core/secret';
 import { parseCorrelationId } from '../core/validation';
 import { GET_ACCESS_TOKEN_FUNCTION_ENV, TOKEN_STATUS_FUNCTION_ENV } from './env';
-import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
+import { invokeForObject, malformedAnswer } from './invoke';
 import { invokeTokenStatus, type TokenStatus, type TokenStatusRequest } from './token-status';
 
 /** What a caller asks for. */
@@ -132,20 +132,7 @@ export function createTokenKeeperClient(options: TokenKeeperClientOptions = {}):
   const invoke = async (request: NormalizedRequest): Promise<CachedToken> => {
     const name = functionName();
     const client = options.lambdaClient ?? sharedClient();
-    let response: InvokeCommandOutput;
-    try {
-      response = await client.send(
-        new InvokeCommand({
-          FunctionName: name,
-          Payload: new TextEncoder().encode(JSON.stringify(request)),
-        }),
-      );
-    } catch (error) {
-      throw errorFromInvokeFailure(error, name);
-    }
-    const text = response.Payload ? new TextDecoder().decode(response.Payload) : '';
-    if (response.FunctionError) throw errorFromFunctionError(text);
-    return parseAccessToken(text);
+    return parseAccessToken(await invokeForObject(client, name, 'getAccessToken', request));
   };
 
   const remember = (key: string, entry: CachedToken): void => {
@@ -272,20 +259,10 @@ function cacheKey(userId: string, resource: string): string {
   return JSON.stringify([userId, resource]);
 }
 
-/** Parses `{ accessToken, tokenType, expiresAt, stale }`; never echoes the payload in an error. */
-function parseAccessToken(text: string): CachedToken {
-  const malformed = () =>
-    new ConfigurationError(
-      'the getAccessToken function returned an answer this client does not understand (client and function versions differ?)',
-    );
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw malformed();
-  }
-  if (typeof body !== 'object' || body === null) throw malformed();
-  const { accessToken, tokenType, expiresAt, stale } = body as Record<string, unknown>;
+/** Reads `{ accessToken, tokenType, expiresAt, stale }`; never echoes the answer in an error. */
+function parseAccessToken(body: Record<string, unknown>): CachedToken {
+  const malformed = () => malformedAnswer('getAccessToken');
+  const { accessToken, tokenType, expiresAt, stale } = body;
   if (
     typeof accessToken !== 'string' ||
     accessToken === '' ||

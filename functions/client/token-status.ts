@@ -1,8 +1,8 @@
-import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
-import { ConfigurationError, type ReauthReason, ValidationError } from '../core/errors';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import { type ReauthReason, ValidationError } from '../core/errors';
 import { DEFAULT_RESOURCE } from '../core/model';
 import { parseCorrelationId } from '../core/validation';
-import { errorFromFunctionError, errorFromInvokeFailure } from './errors';
+import { invokeForObject, malformedAnswer } from './invoke';
 
 /** Whose status a caller asks for. */
 export interface TokenStatusRequest {
@@ -54,20 +54,7 @@ export async function invokeTokenStatus(
   request: TokenStatusRequest,
 ): Promise<TokenStatus> {
   const normalized = normalize(request);
-  let response: InvokeCommandOutput;
-  try {
-    response = await client.send(
-      new InvokeCommand({
-        FunctionName: functionName,
-        Payload: new TextEncoder().encode(JSON.stringify(normalized)),
-      }),
-    );
-  } catch (error) {
-    throw errorFromInvokeFailure(error, functionName, 'tokenStatus');
-  }
-  const text = response.Payload ? new TextDecoder().decode(response.Payload) : '';
-  if (response.FunctionError) throw errorFromFunctionError(text, 'tokenStatus');
-  return parseTokenStatus(text);
+  return parseTokenStatus(await invokeForObject(client, functionName, 'tokenStatus', normalized));
 }
 
 function normalize(request: TokenStatusRequest): TokenStatusRequest & { readonly resource: string } {
@@ -85,20 +72,9 @@ function normalize(request: TokenStatusRequest): TokenStatusRequest & { readonly
   };
 }
 
-/** Parses the function's answer; never echoes it in an error. */
-function parseTokenStatus(text: string): TokenStatus {
-  const malformed = () =>
-    new ConfigurationError(
-      'the tokenStatus function returned an answer this client does not understand (client and function versions differ?)',
-    );
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw malformed();
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw malformed();
-  const answer = body as Record<string, unknown>;
+/** Reads the function's answer; never echoes it in an error. */
+function parseTokenStatus(answer: Record<string, unknown>): TokenStatus {
+  const malformed = () => malformedAnswer('tokenStatus');
   const time = (name: string, required: boolean): string | undefined => {
     const value = answer[name];
     if (value === undefined && !required) return undefined;

@@ -221,17 +221,9 @@ export class DynamoDbTokenStore implements TokenStore {
     if (fence.version === undefined) {
       condition = 'attribute_not_exists(pk)';
     } else {
-      condition = '#version = :version';
+      condition = `#version = :version${leaseConditions(fence, values)}`;
       names['#version'] = 'version';
       values[':version'] = fence.version;
-      if (fence.leaseId !== undefined) {
-        condition += ' AND leaseId = :leaseId';
-        values[':leaseId'] = fence.leaseId;
-      }
-      if (fence.noLiveLeaseAtMs !== undefined) {
-        condition += ' AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)';
-        values[':now'] = fence.noLiveLeaseAtMs;
-      }
     }
     return this.conditional(() =>
       this.documents.send(
@@ -450,15 +442,7 @@ export class DynamoDbTokenStore implements TokenStore {
       ':active': 'ACTIVE',
       ':version': fence.version,
     };
-    let condition = '#version = :version AND #status = :active';
-    if (fence.leaseId !== undefined) {
-      condition += ' AND leaseId = :leaseId';
-      values[':leaseId'] = fence.leaseId;
-    }
-    if (fence.noLiveLeaseAtMs !== undefined) {
-      condition += ' AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)';
-      values[':now'] = fence.noLiveLeaseAtMs;
-    }
+    const condition = `#version = :version AND #status = :active${leaseConditions(fence, values)}`;
     return this.conditional(() =>
       this.documents.send(
         new UpdateCommand({
@@ -691,4 +675,21 @@ function translate(error: unknown): Error {
   }
   if (isNamed(error, 'ValidationException')) return error as Error;
   return new StoreUnavailableError('the token table is unavailable right now', { cause: error });
+}
+
+/**
+ * The lease parts of a fence as condition terms (each starting with ` AND `), their values added
+ * to `values`: the writer's own lease still in place, or no live lease at all.
+ */
+function leaseConditions(fence: Fence, values: Record<string, unknown>): string {
+  let terms = '';
+  if (fence.leaseId !== undefined) {
+    terms += ' AND leaseId = :leaseId';
+    values[':leaseId'] = fence.leaseId;
+  }
+  if (fence.noLiveLeaseAtMs !== undefined) {
+    terms += ' AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)';
+    values[':now'] = fence.noLiveLeaseAtMs;
+  }
+  return terms;
 }
