@@ -554,10 +554,7 @@ export class DynamoDbTokenStore implements TokenStore {
       authenticatedAt: item.authenticatedAt,
       rotationDeadline: item.rotationDeadline,
       version: item.version,
-      lease:
-        item.leaseId !== undefined && item.leaseUntil !== undefined
-          ? { id: item.leaseId, untilMs: item.leaseUntil }
-          : undefined,
+      lease: leaseOf(item),
       dueShard: item.dueShard,
       dueAt: item.dueAt,
       failures: item.failures ?? 0,
@@ -597,10 +594,7 @@ function scheduleOf(item: TokenItem): RecordSchedule {
     key: keyOf(item.pk, item.sk),
     status: item.status,
     version: item.version,
-    lease:
-      item.leaseId !== undefined && item.leaseUntil !== undefined
-        ? { id: item.leaseId, untilMs: item.leaseUntil }
-        : undefined,
+    lease: leaseOf(item),
     authenticatedAt: item.authenticatedAt,
     lastRotatedAt: item.lastRotatedAt,
     refreshExpiresAt: item.refreshExpiresAt,
@@ -692,4 +686,11 @@ function leaseConditions(fence: Fence, values: Record<string, unknown>): string 
     values[':now'] = fence.noLiveLeaseAtMs;
   }
   return terms;
+}
+
+/** The lease an item holds, if any. */
+function leaseOf(item: TokenItem): TokenRecord['lease'] {
+  return item.leaseId !== undefined && item.leaseUntil !== undefined
+    ? { id: item.leaseId, untilMs: item.leaseUntil }
+    : undefined;
 }
