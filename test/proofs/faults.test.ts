@@ -612,9 +612,10 @@ describe('Faults: rotation against a failing IdP and a throttled table', () => {
 
       // Assess
       const reasons = results.map((r) => (r.status === 'fulfilled' ? r.value.source : explain(r.reason)));
-      // The waiter finds the committed token already valid for what it asked: served as stored.
-      expect(reasons[0]).toBe('refreshed');
-      expect(['cached', 'refreshed']).toContain(reasons[1]);
+      // Whoever took the lease (on a loaded machine not always the first one started) refreshed; the
+      // waiter finds the committed token already valid for what it asked: served as stored.
+      expect(reasons).toContain('refreshed');
+      for (const reason of reasons) expect(['cached', 'refreshed']).toContain(reason);
       expect(rig.metrics.total('PersistFailed')).toBe(0);
       await expectInvariants(ledger, ['alice']);
     });
