@@ -4,6 +4,7 @@ import { ConfigurationError, RefreshUnavailableError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
 import { awsClientConfig } from '../aws-client-config';
+import { CachedValue } from '../cached-value';
 import { systemClock } from '../system-clock';
 import type { ClientCredentials, ClientCredentialsSource } from './client-credentials';
 
@@ -33,45 +34,24 @@ export class SecretsManagerClientCredentials implements ClientCredentialsSource 
   readonly #secretId: string;
   readonly #client: SecretsManagerClient;
   readonly #ttlMs: number;
-  readonly #clock: Clock;
-  #cached: { readonly value: ClientCredentials; readonly fetchedAtMs: number } | undefined;
-  #inFlight: Promise<ClientCredentials> | undefined;
-  /** Bumped by invalidate(), so a read started before it cannot repopulate the cache. */
-  #generation = 0;
+  readonly #cache: CachedValue<ClientCredentials>;
 
   constructor(options: SecretsManagerClientCredentialsOptions) {
     if (!options.secretId) throw new ConfigurationError('SecretsManagerClientCredentials needs a secretId');
     this.#secretId = options.secretId;
     this.#client = options.client ?? new SecretsManagerClient(awsClientConfig(options.limits));
     this.#ttlMs = options.cacheTtlMs ?? 5 * 60_000;
-    this.#clock = options.clock ?? systemClock;
+    this.#cache = new CachedValue(options.clock ?? systemClock);
   }
 
   /** The cached credentials, or one shared read of the secret. */
   get(): Promise<ClientCredentials> {
-    const cached = this.#cached;
-    if (cached && this.#clock.nowMs() - cached.fetchedAtMs < this.#ttlMs)
-      return Promise.resolve(cached.value);
-    if (!this.#inFlight) {
-      const generation = this.#generation;
-      const read = this.#read().then((value) => {
-        if (generation === this.#generation) this.#cached = { value, fetchedAtMs: this.#clock.nowMs() };
-        return value;
-      });
-      this.#inFlight = read;
-      const clear = () => {
-        if (this.#inFlight === read) this.#inFlight = undefined;
-      };
-      read.then(clear, clear);
-    }
-    return this.#inFlight;
+    return this.#cache.get(async () => ({ value: await this.#read(), validForMs: this.#ttlMs }));
   }
 
   /** Drops the cached value and any read in flight; the next get() reads the secret again. */
   invalidate(): void {
-    this.#generation += 1;
-    this.#cached = undefined;
-    this.#inFlight = undefined;
+    this.#cache.invalidate();
   }
 
   async #read(): Promise<ClientCredentials> {

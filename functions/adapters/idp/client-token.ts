@@ -1,6 +1,7 @@
 import { IdpConfigurationError, IdpTransientError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { CachedValue } from '../cached-value';
 import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
 import {
   classifyFailure,
@@ -52,10 +53,7 @@ export class ClientTokenProvider {
   readonly #fetch: FetchFn;
   readonly #clock: Clock;
   readonly #skewMs: number;
-  #cached: { readonly token: Secret; readonly validUntilMs: number } | undefined;
-  #inFlight: Promise<Secret> | undefined;
-  /** Bumped by invalidate(), so a request started before it cannot repopulate the cache. */
-  #generation = 0;
+  readonly #cache: CachedValue<Secret>;
 
   constructor(options: ClientTokenProviderOptions) {
     this.#tokenUrl = endpointUrl(options.tokenUrl, 'tokenUrl');
@@ -63,31 +61,18 @@ export class ClientTokenProvider {
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#clock = options.clock ?? systemClock;
     this.#skewMs = options.expirySkewMs ?? 60_000;
+    this.#cache = new CachedValue(this.#clock);
   }
 
   /** A client access token that is valid for at least the skew. */
   token(options: ClientTokenRequestOptions = {}): Promise<Secret> {
-    const cached = this.#cached;
-    if (cached && this.#clock.nowMs() < cached.validUntilMs) return Promise.resolve(cached.token);
-    if (!this.#inFlight) {
-      const generation = this.#generation;
+    return this.#cache.get(async () => {
       const signal = options.signal ?? AbortSignal.timeout(options.timeoutMs ?? 5000);
-      const request = this.#fetchToken(signal).then(({ token, expiresInS }) => {
-        if (generation === this.#generation) {
-          const lifetimeMs = expiresInS * 1000;
-          // A token shorter-lived than the skew is still worth reusing for half its life.
-          const usableMs = Math.max(lifetimeMs - this.#skewMs, lifetimeMs / 2);
-          this.#cached = { token, validUntilMs: this.#clock.nowMs() + usableMs };
-        }
-        return token;
-      });
-      this.#inFlight = request;
-      const clear = () => {
-        if (this.#inFlight === request) this.#inFlight = undefined;
-      };
-      request.then(clear, clear);
-    }
-    return this.#inFlight;
+      const { token, expiresInS } = await this.#fetchToken(signal);
+      const lifetimeMs = expiresInS * 1000;
+      // A token shorter-lived than the skew is still worth reusing for half its life.
+      return { value: token, validForMs: Math.max(lifetimeMs - this.#skewMs, lifetimeMs / 2) };
+    });
   }
 
   /**
@@ -95,13 +80,8 @@ export class ClientTokenProvider {
    * sibling caller may already have replaced it with a fresh one.
    */
   invalidate(rejected?: Secret): void {
-    if (rejected) {
-      if (this.#cached?.token.equals(rejected)) this.#cached = undefined;
-      return;
-    }
-    this.#generation += 1;
-    this.#cached = undefined;
-    this.#inFlight = undefined;
+    if (rejected) this.#cache.invalidateIf((cached) => cached.equals(rejected));
+    else this.#cache.invalidate();
   }
 
   async #fetchToken(signal: AbortSignal): Promise<{ token: Secret; expiresInS: number }> {
