@@ -2,7 +2,7 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { ConfigurationError, ValidationError } from '../core/errors';
 import { DEFAULT_RESOURCE } from '../core/model';
 import { Secret } from '../core/secret';
-import { parseCorrelationId } from '../core/validation';
+import { MAX_MIN_VALIDITY_SECONDS, parseCorrelationId } from '../core/validation';
 import { GET_ACCESS_TOKEN_FUNCTION_ENV, TOKEN_STATUS_FUNCTION_ENV } from './env';
 import { invokeForObject, malformedAnswer } from './invoke';
 import { invokeTokenStatus, type TokenStatus, type TokenStatusRequest } from './token-status';
@@ -88,8 +88,6 @@ export interface TokenKeeperClient {
 }
 
 const DEFAULT_MIN_VALIDITY_SECONDS = 60;
-/** The function refuses more than this (an access token lives about an hour). */
-const MAX_MIN_VALIDITY_SECONDS = 86_400;
 
 interface CachedToken {
   readonly token: AccessToken;

@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_SOURCE as PUBLISHED_EVENT_SOURCE } from '../../functions/adapters/observability/events';
+import { EVENT_SOURCE as PUBLISHED_EVENT_SOURCE } from '../../functions/shared-facts';
 import { EVENT_SOURCE, TokenKeeper, type TokenKeeperProps } from '../../lib/token-keeper';
 import type { TokenKeeperStack } from '../../lib/token-keeper-stack';
 import { BASE_PROPS, synthStack, testApp } from './support/app';

@@ -2,6 +2,7 @@ import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/clie
 import type { AwsCallLimits } from '../../config';
 import { ConfigurationError, CorruptRecordError, StoreUnavailableError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
+import { TOKEN_KEY_ENCRYPTION_CONTEXT } from '../../shared-facts';
 import { awsClientConfig } from '../aws-client-config';
 import { systemClock } from '../system-clock';
 import { DATA_KEY_BYTES, openEnvelope, parseEnvelope, sealEnvelope } from './envelope';
@@ -60,7 +61,7 @@ export class KmsTokenCipher implements TokenCipher {
     if (!options.keyId) throw new ConfigurationError('KmsTokenCipher needs a keyId');
     this.#keyId = options.keyId;
     this.#client = options.client ?? new KMSClient(awsClientConfig(options.limits));
-    this.#context = { ...(options.encryptionContext ?? { purpose: 'token-keeper' }) };
+    this.#context = { ...(options.encryptionContext ?? TOKEN_KEY_ENCRYPTION_CONTEXT) };
     this.#maxAgeMs = positive(options.dataKeyMaxAgeMs ?? 5 * 60_000, 'dataKeyMaxAgeMs');
     this.#maxUses = positive(options.dataKeyMaxUses ?? 1000, 'dataKeyMaxUses');
     this.#cacheSize = positive(options.decryptCacheSize ?? 1000, 'decryptCacheSize');

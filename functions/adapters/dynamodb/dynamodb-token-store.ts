@@ -31,6 +31,7 @@ import type {
   WriteOutcome,
 } from '../../core/ports';
 import { Secret } from '../../core/secret';
+import { RESOURCE_KEY_PREFIX, USER_KEY_PREFIX } from '../../shared-facts';
 import { awsClientConfig } from '../aws-client-config';
 import type { TokenCipher } from '../cipher/token-cipher';
 import { TOKEN_TABLE } from './table-schema';
@@ -90,11 +91,9 @@ interface SealedTokens {
   s?: string;
 }
 
-const USER_PREFIX = 'u#';
 /** Items of the rejection breaker: never a user's (user keys start with `u#`), never in the due index. */
 const BREAKER_PK = '#breaker';
 const BREAKER_STATE_KEY = { pk: BREAKER_PK, sk: 'state' } as const;
-const RESOURCE_PREFIX = 'r#';
 /**
  * The sweep's state item. `#` cannot start a user key (those are `u#...`), it has no `dueShard`
  * (never in the due index) and no `expiresAt` (TTL never removes it), and readers of the table
@@ -406,7 +405,7 @@ export class DynamoDbTokenStore implements TokenStore {
     for (const [i, attribute] of SCHEDULE_ATTRIBUTES.entries()) names[`#a${i}`] = attribute;
     const name = (attribute: (typeof SCHEDULE_ATTRIBUTES)[number]) =>
       `#a${SCHEDULE_ATTRIBUTES.indexOf(attribute)}`;
-    const values: Record<string, unknown> = { ':user': USER_PREFIX, ':status': filter.status };
+    const values: Record<string, unknown> = { ':user': USER_KEY_PREFIX, ':status': filter.status };
     let condition = `begins_with(${name('pk')}, :user) AND ${name('status')} = :status`;
     if (filter.status === 'REAUTH_REQUIRED') {
       condition += ` AND ${name('reauthAt')} BETWEEN :from AND :to`;
@@ -633,12 +632,12 @@ function parseSealed(json: string): StoredTokens {
 }
 
 function itemKey(key: RecordKey): { pk: string; sk: string } {
-  return { pk: USER_PREFIX + key.userId, sk: RESOURCE_PREFIX + key.resource };
+  return { pk: USER_KEY_PREFIX + key.userId, sk: RESOURCE_KEY_PREFIX + key.resource };
 }
 
 /** The record key of an item key. */
 export function keyOf(pk: string, sk: string): RecordKey {
-  return { userId: pk.slice(USER_PREFIX.length), resource: sk.slice(RESOURCE_PREFIX.length) };
+  return { userId: pk.slice(USER_KEY_PREFIX.length), resource: sk.slice(RESOURCE_KEY_PREFIX.length) };
 }
 
 function stripUndefined<T extends object>(value: T): T {

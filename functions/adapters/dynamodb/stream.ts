@@ -1,9 +1,7 @@
 import { ValidationError } from '../../core/errors';
 import type { RemovedRecord } from '../../core/expiry-watch';
+import { RESOURCE_KEY_PREFIX, TTL_PRINCIPAL, USER_KEY_PREFIX } from '../../shared-facts';
 import { keyOf } from './dynamodb-token-store';
-
-/** The identity DynamoDB's TTL process writes on the stream records of its deletions. */
-const TTL_PRINCIPAL = 'dynamodb.amazonaws.com';
 
 type Json = Record<string, unknown>;
 
@@ -28,8 +26,8 @@ export function removedRecords(event: unknown): RemovedRecord[] {
     const refreshExpiresAt = Number(attribute(image, 'refreshExpiresAt', 'N'));
     const rotationDeadline = Number(attribute(image, 'rotationDeadline', 'N'));
     if (
-      !pk?.startsWith('u#') ||
-      !sk?.startsWith('r#') ||
+      !pk?.startsWith(USER_KEY_PREFIX) ||
+      !sk?.startsWith(RESOURCE_KEY_PREFIX) ||
       (status !== 'ACTIVE' && status !== 'REAUTH_REQUIRED')
     ) {
       continue;

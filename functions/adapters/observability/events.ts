@@ -1,9 +1,7 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { AppEvent, EventPublisher, Logger } from '../../core/ports';
+import { EVENT_SOURCE } from '../../shared-facts';
 import { awsClientConfig } from '../aws-client-config';
-
-/** The `source` of every event token-keeper puts on EventBridge. */
-export const EVENT_SOURCE = 'token-keeper';
 
 /** The event's detail: ids and times only, never token material. */
 export function eventDetail(event: AppEvent): Record<string, unknown> {

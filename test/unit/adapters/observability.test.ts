@@ -1,10 +1,11 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EVENT_SOURCE, EventBridgePublisher } from '../../../functions/adapters/observability/events';
+import { EventBridgePublisher } from '../../../functions/adapters/observability/events';
 import { JsonLogger } from '../../../functions/adapters/observability/logger';
 import { EmfMetrics } from '../../../functions/adapters/observability/metrics';
 import type { AppEvent } from '../../../functions/core/ports';
+import { EVENT_SOURCE } from '../../../functions/shared-facts';
 import { caught } from '../../support/caught';
 import { MemoryLogger, RecordingEventPublisher } from '../../support/observability';
 
