@@ -99,11 +99,35 @@ interface InFlight {
   readonly result: Promise<CachedToken>;
 }
 
+/**
+ * How long one Invoke may take: the functions run for at most 30 s (their timeout), so an answer
+ * later than this is not coming.
+ */
+export const INVOKE_TIMEOUT_MS = 35_000;
+
+/**
+ * The configuration of the client's own Lambda client: every attempt has a deadline that fails it
+ * (the SDK only warns unless `throwOnRequestTimeout` is set), and a throttled or failed attempt is
+ * retried once. A hung connection then costs a caller at most two deadlines, never its whole run.
+ */
+export function defaultLambdaClientConfig(
+  requestTimeoutMs = INVOKE_TIMEOUT_MS,
+): NonNullable<ConstructorParameters<typeof LambdaClient>[0]> {
+  return {
+    requestHandler: {
+      connectionTimeout: Math.min(3000, requestTimeoutMs),
+      requestTimeout: requestTimeoutMs,
+      throwOnRequestTimeout: true,
+    },
+    maxAttempts: 2,
+  };
+}
+
 let sharedLambdaClient: LambdaClient | undefined;
 
 /** One Lambda client for the whole module (connection reuse across invocations). */
 function sharedClient(): LambdaClient {
-  sharedLambdaClient ??= new LambdaClient({});
+  sharedLambdaClient ??= new LambdaClient(defaultLambdaClientConfig());
   return sharedLambdaClient;
 }
 

@@ -14,9 +14,11 @@ export { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV, TOKEN_STATUS_
 export {
   type AccessToken,
   createTokenKeeperClient,
+  defaultLambdaClientConfig,
   type GetAccessTokenRequest,
   getAccessToken,
   getTokenStatus,
+  INVOKE_TIMEOUT_MS,
   type TokenKeeperClient,
   type TokenKeeperClientOptions,
 } from './get-access-token';
