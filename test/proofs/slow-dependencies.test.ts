@@ -190,27 +190,34 @@ describe('Slow dependencies: DynamoDB calls that are late, hang or lose their an
       const refreshesByFirst = rig.idp.count('refresh');
       const second = await rig.get('alice');
 
-      // Assess
+      // Assess: nobody called the IdP under the late lease. The one refresh came under a lease taken
+      // after it: the second caller's, or the first caller's own once it had waited the late lease
+      // out (on a loaded machine the answer can even miss its call's deadline: then the caller does
+      // not know it holds the lease and waits it out like anyone else).
       const [lateLease, ...laterLeases] = rig.dynamo.log.filter((entry) => entry.kind === 'lease');
       expect(lateLease).toMatchObject({ action: 'delayAnswer', landed: true });
+      expect(laterLeases.length).toBeGreaterThanOrEqual(1);
+      const refresh = rig.idp.log.find((entry) => entry.kind === 'refresh');
+      expect(refresh!.atMs).toBeGreaterThanOrEqual(laterLeases[0]!.atMs);
       if (!lateLease!.clientGaveUp) {
-        // The late answer arrived within the call's deadline: the caller saw too little lease left,
-        // called nobody and served the stored token, marked stale; the next caller rotated.
-        expect(refreshesByFirst).toBe(0);
+        // The caller saw too little lease left and called nobody under it; it was served the stored
+        // token marked stale, or the refreshed one when it outwaited its own lapsed lease.
+        expect(rig.metrics.total('RotationFailed', { reason: 'lease_late' })).toBe(1);
         expect(first).not.toBeInstanceOf(Error);
-        expect((first as ServedAccessToken).source).toBe('stale');
-        expect(second.source).toBe('refreshed');
-      } else {
-        // On a loaded machine the answer can come after the call's 3.5 s deadline: the caller does
-        // not know it holds the lease, so it waits it out like anyone else, and whoever rotates
-        // does so under a lease of its own, taken after the late one.
-        expect(laterLeases.length).toBeGreaterThanOrEqual(1);
-        const refresh = rig.idp.log.find((entry) => entry.kind === 'refresh');
-        expect(refresh!.atMs).toBeGreaterThanOrEqual(laterLeases[0]!.atMs);
+        expect(['stale', 'refreshed']).toContain((first as ServedAccessToken).source);
+        if (refreshesByFirst === 0) expect((first as ServedAccessToken).source).toBe('stale');
       }
-      expect(rig.idp.count('refresh')).toBe(1);
+      // The second caller asks for more validity than any token has, so it rotates again even after
+      // the first caller's rotation: each refresh presented a different token, once.
+      expect(refreshesByFirst).toBeLessThanOrEqual(1);
+      expect(second.source).toBe('refreshed');
+      expect(rig.idp.count('refresh')).toBe(refreshesByFirst + 1);
       expectPresentedOnce(refreshToken);
-      expect(await rig.stored('alice')).toMatchObject({ status: 'ACTIVE', rotations: 1, lease: undefined });
+      expect(await rig.stored('alice')).toMatchObject({
+        status: 'ACTIVE',
+        rotations: refreshesByFirst + 1,
+        lease: undefined,
+      });
     });
 
     it('a commit that stalls past the lease while a second caller waits: nobody presents the consumed token', async () => {
