@@ -281,8 +281,11 @@ export function chartOfDrill(result: ChartedRun): RunChart {
         series: [
           { label: 'due', colour: '#1f78b4', values: sums('SweepDue') },
           { label: 'backlog', colour: '#b15928', values: sums('SweepBacklog') },
-          { label: 'sweeps completed', colour: '#666666', values: sums('SweepCompleted') },
         ],
+      },
+      {
+        title: 'Sweep runs (the heartbeat)',
+        series: [{ label: 'sweeps completed', colour: '#666666', values: sums('SweepCompleted') }],
       },
     ],
     alarms,
