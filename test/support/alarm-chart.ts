@@ -34,7 +34,7 @@ export interface RunChart {
   readonly bucketMs: number;
   readonly panels: readonly ChartPanel[];
   readonly alarms: readonly AlarmBand[];
-  /** Alarms that stayed OK (or without data) throughout. */
+  /** Alarms that were never in ALARM (OK, or without data, throughout). */
   readonly alarmsQuiet: number;
   /** Vertical markers, such as the start of a fault. */
   readonly markers: readonly { readonly atMs: number; readonly label: string }[];
@@ -171,8 +171,8 @@ export function renderRunChart(chart: RunChart): string {
   parts.push(
     `<text x="${LEFT}" y="${quietY}" fill="#2e7d32">${
       chart.alarms.length === 0
-        ? `no alarm raised: all ${chart.alarmsQuiet} alarms OK throughout`
-        : `${chart.alarmsQuiet} other alarms OK throughout`
+        ? `no alarm raised: none of the ${chart.alarmsQuiet} alarms was ever in ALARM`
+        : `${chart.alarmsQuiet} other alarms never in ALARM`
     }</text>`,
   );
 

@@ -124,7 +124,7 @@ describe('Module: alarm-chart (the chart of a simulated run)', () => {
       // 70 px left margin, 660 px across two days: hour 27 at 441.25 px, 4 hours wide.
       expect(Number(inAlarm![1])).toBeCloseTo(70 + (660 * 27) / 48, 0);
       expect(Number(inAlarm![2])).toBeCloseTo((660 * 4) / 48, 0);
-      expect(svg).toContain('1 other alarms OK throughout');
+      expect(svg).toContain('1 other alarms never in ALARM');
       expect(svg).toContain('class="marker"');
     });
 
