@@ -1,11 +1,14 @@
 import { describe, expect, inject, it } from 'vitest';
+import { renderRunChart } from '../support/alarm-chart';
 import {
+  chartOfDrill,
   type DrillOptions,
   EXPECTED_ALARM,
   type FaultScenario,
   minutesToAlarm,
   runAlarmDrill,
 } from '../support/alarm-drill';
+import { xmlProblems } from '../support/well-formed-xml';
 
 const DAY = 86_400;
 
@@ -63,6 +66,10 @@ describe('Alarms (synthesized) against the simulation', () => {
       expect(result.raised.find((r) => r.id === expected)!.firstAlarmAtMs).toBeLessThan(
         result.firstLossAtMs!,
       );
+      // The run's chart shows the alarm as a band from the time it fired.
+      const svg = renderRunChart(chartOfDrill(result));
+      expect(xmlProblems(svg)).toEqual([]);
+      expect(svg).toMatch(new RegExp(`<g class="alarm" data-alarm="${expected}">[^]*?class="in-alarm"`));
     },
   );
 });

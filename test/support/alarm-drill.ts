@@ -3,10 +3,22 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import type { TokenCipher } from '../../functions/adapters/cipher/token-cipher';
 import { StoreUnavailableError } from '../../functions/core/errors';
 import type { TokenStore } from '../../functions/core/ports';
-import { RecordingMetrics } from '../../local/recording-metrics';
-import { runSimulation, type SimulationOptions, type SimulationReport } from '../../local/simulation';
+import { type RecordedDatapoint, RecordingMetrics } from '../../local/recording-metrics';
+import {
+  runSimulation,
+  type SimulationOptions,
+  type SimulationReport,
+  type SimulationStep,
+} from '../../local/simulation';
 import { synthStack } from '../infra/support/app';
-import { type AlarmDefinition, alarmsOfTemplate, DatapointIndex, evaluateAlarm } from './cloudwatch-alarms';
+import { type AlarmBand, bucketCounts, bucketSums, bucketWidthMs, type RunChart } from './alarm-chart';
+import {
+  type AlarmDefinition,
+  alarmsOfTemplate,
+  DatapointIndex,
+  evaluateAlarm,
+  type Transition,
+} from './cloudwatch-alarms';
 
 const DAY = 86_400;
 const HOUR = 3600;
@@ -55,6 +67,16 @@ export interface RaisedAlarm {
   readonly times: number;
 }
 
+/** Where one alarm's state went over the run. */
+export interface AlarmTimeline {
+  readonly id: string;
+  readonly severity: 'critical' | 'warning';
+  /** Its state changes, from INSUFFICIENT_DATA at the start. */
+  readonly transitions: readonly Transition[];
+  /** Whether its metric (or any metric of its expression) had a datapoint in the run. */
+  readonly hadData: boolean;
+}
+
 /** What a drill found. */
 export interface DrillResult {
   readonly scenario: FaultScenario;
@@ -70,6 +92,12 @@ export interface DrillResult {
   readonly firstLossAtMs: number | undefined;
   readonly report: SimulationReport;
   readonly datapoints: number;
+  /** Every datapoint the run recorded (metrics and what Lambda counts), with its virtual time. */
+  readonly recorded: readonly RecordedDatapoint[];
+  /** Virtual times of the refresh requests the IdP failed (injected faults). */
+  readonly idpFaultsAtMs: readonly number[];
+  /** Every alarm's state changes over the run. */
+  readonly timelines: readonly AlarmTimeline[];
 }
 
 /** The alarms of a TokenKeeper stack synthesized with this sweep interval, Refs resolved to labels. */
@@ -115,6 +143,7 @@ export async function runAlarmDrill(options: DrillOptions): Promise<DrillResult>
   let faultAtMs: number | undefined;
   let firstLossAtMs: number | undefined;
   let nowMs = 0;
+  let idpLog: SimulationStep['transmit']['refreshLog'] | undefined;
 
   const report = await runSimulation({
     ...options.simulation,
@@ -129,6 +158,7 @@ export async function runAlarmDrill(options: DrillOptions): Promise<DrillResult>
       beforeStep: async (step) => {
         startMs ??= step.nowMs;
         nowMs = step.nowMs;
+        idpLog ??= step.transmit.refreshLog;
         if (faultAtSeconds === undefined || step.elapsedSeconds < faultAtSeconds) return undefined;
         const since = step.elapsedSeconds - faultAtSeconds;
         if (faultAtMs === undefined) {
@@ -163,17 +193,15 @@ export async function runAlarmDrill(options: DrillOptions): Promise<DrillResult>
   const endMs = nowMs + sweepMinutes * 60_000;
   const index = new DatapointIndex(recorder.datapoints);
   const raised: RaisedAlarm[] = [];
+  const timelines: AlarmTimeline[] = [];
   for (const alarm of alarms) {
-    const alarmed = evaluateAlarm(alarm, index, startMs, endMs).filter((t) => t.state === 'ALARM');
+    const transitions = evaluateAlarm(alarm, index, startMs, endMs);
+    const id = alarm.name.replace(/^TokenKeeperTest-token-keeper-/, '');
+    const severity = alarm.description.startsWith('[critical]') ? 'critical' : 'warning';
+    timelines.push({ id, severity, transitions, hadData: hadData(alarm, index, startMs, endMs) });
+    const alarmed = transitions.filter((t) => t.state === 'ALARM');
     const first = alarmed[0];
-    if (first) {
-      raised.push({
-        id: alarm.name.replace(/^TokenKeeperTest-token-keeper-/, ''),
-        severity: alarm.description.startsWith('[critical]') ? 'critical' : 'warning',
-        firstAlarmAtMs: first.atMs,
-        times: alarmed.length,
-      });
-    }
+    if (first) raised.push({ id, severity, firstAlarmAtMs: first.atMs, times: alarmed.length });
   }
   raised.sort((a, b) => a.firstAlarmAtMs - b.firstAlarmAtMs);
   return {
@@ -186,6 +214,84 @@ export async function runAlarmDrill(options: DrillOptions): Promise<DrillResult>
     firstLossAtMs,
     report,
     datapoints: recorder.datapoints.length,
+    recorded: recorder.datapoints,
+    idpFaultsAtMs: (idpLog ?? []).filter((entry) => entry.outcome === 'fault').map((entry) => entry.atMs),
+    timelines,
+  };
+}
+
+/** Whether an alarm's metric, or any metric of its expression, has a datapoint in the run. */
+function hadData(alarm: AlarmDefinition, index: DatapointIndex, startMs: number, endMs: number): boolean {
+  const metrics = alarm.metric.kind === 'metric' ? [alarm.metric.stat] : Object.values(alarm.metric.metrics);
+  return metrics.some((m) => index.values(m, startMs, endMs).length > 0);
+}
+
+/** What a chart of a drill needs from its result. */
+export type ChartedRun = Pick<
+  DrillResult,
+  'scenario' | 'startMs' | 'endMs' | 'faultAtMs' | 'recorded' | 'idpFaultsAtMs' | 'timelines'
+> & {
+  readonly report: {
+    readonly options: Pick<SimulationReport['options'], 'users' | 'days' | 'sweepEveryMinutes' | 'faultRate'>;
+  };
+};
+
+/** What a drill's chart shows: the key metrics per bucket and every alarm that left OK, as bands. */
+export function chartOfDrill(result: ChartedRun): RunChart {
+  const { startMs, endMs } = result;
+  const sweepMs = result.report.options.sweepEveryMinutes * 60_000;
+  const bucketMs = bucketWidthMs(endMs - startMs, sweepMs);
+  const sums = (metricName: string) => bucketSums(result.recorded, metricName, startMs, endMs, bucketMs);
+  const alarms: AlarmBand[] = [];
+  for (const timeline of result.timelines) {
+    const intervals: { fromMs: number; toMs: number }[] = [];
+    timeline.transitions.forEach((transition, i) => {
+      if (transition.state !== 'ALARM') return;
+      intervals.push({ fromMs: transition.atMs, toMs: timeline.transitions[i + 1]?.atMs ?? endMs });
+    });
+    if (intervals.length > 0) alarms.push({ alarm: timeline.id, severity: timeline.severity, intervals });
+  }
+  const o = result.report.options;
+  return {
+    title: `${result.scenario}: ${o.users} users, ${o.days} days, sweep every ${o.sweepEveryMinutes} min, ${Math.round(o.faultRate * 100)} % IdP faults`,
+    startMs,
+    endMs,
+    bucketMs,
+    panels: [
+      {
+        title: 'Rotations',
+        series: [
+          { label: 'rotated', colour: '#1b9e77', values: sums('RotationSucceeded') },
+          { label: 'rotation failed', colour: '#d95f02', values: sums('RotationFailed') },
+        ],
+      },
+      {
+        title: 'Faults',
+        series: [
+          {
+            label: 'IdP faults (injected)',
+            colour: '#7570b3',
+            values: bucketCounts(result.idpFaultsAtMs, startMs, endMs, bucketMs),
+          },
+          { label: 'unexpected errors', colour: '#e7298a', values: sums('UnexpectedError') },
+        ],
+      },
+      {
+        title: 'Sweep',
+        series: [
+          { label: 'due', colour: '#1f78b4', values: sums('SweepDue') },
+          { label: 'backlog', colour: '#b15928', values: sums('SweepBacklog') },
+        ],
+      },
+      {
+        title: 'Sweep runs (the heartbeat)',
+        series: [{ label: 'sweeps completed', colour: '#666666', values: sums('SweepCompleted') }],
+      },
+    ],
+    alarms,
+    alarmsQuiet: result.timelines.length - alarms.length,
+    markers:
+      result.faultAtMs === undefined ? [] : [{ atMs: result.faultAtMs, label: `fault: ${result.scenario}` }],
   };
 }
 
