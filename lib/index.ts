@@ -1,8 +1,12 @@
-/** The CDK side of token-keeper: the construct, its monitoring, the stack, the app and the example caller. */
-export { buildTokenKeeperApp } from './app';
+/**
+ * The CDK side of token-keeper, as the package exports it (`token-keeper`, `token-keeper/cdk`):
+ * the construct, its monitoring, the stack and the example caller. The app of this repository
+ * (lib/app.ts, with cdk-nag) is not part of it.
+ */
 export { type StackFromContext, stackFromContext, TRANSMIT_SANDBOX_URL } from './context';
 export { ExampleCaller, type ExampleCallerProps } from './example-caller';
 export {
+  type CallableFunction,
   DISCONNECT_FUNCTION_ENV,
   EVENT_SOURCE,
   FUNCTION_TIMEOUTS,
@@ -18,6 +22,8 @@ export {
   type TokenKeeperProps,
 } from './token-keeper';
 export {
+  type AlarmDestination,
+  type AlarmSeverity,
   METRICS_NAMESPACE,
   type TokenKeeperMetricName,
   TokenKeeperMonitoring,

@@ -98,6 +98,7 @@ export class TokenKeeperStack extends Stack {
     new CfnOutput(this, 'GetAccessTokenFunctionName', { value: tk.getAccessTokenFunction.functionName });
     new CfnOutput(this, 'RefreshSweepFunctionName', { value: tk.refreshSweepFunction.functionName });
     new CfnOutput(this, 'DisconnectFunctionName', { value: tk.disconnectFunction.functionName });
+    new CfnOutput(this, 'TokenStatusFunctionName', { value: tk.tokenStatusFunction.functionName });
     new CfnOutput(this, 'EventBusName', { value: tk.eventBus.eventBusName });
     new CfnOutput(this, 'ClientCredentialsSecretArn', {
       value: tk.clientCredentialsSecret.secretArn,

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -8,14 +7,17 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
-import { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from '../functions/client/env';
+import {
+  GET_ACCESS_TOKEN_FUNCTION_ENV,
+  STORE_TOKENS_FUNCTION_ENV,
+  TOKEN_STATUS_FUNCTION_ENV,
+} from '../functions/client/env';
 import {
   backlogAlarmPeriodsBound,
   boundMessage,
@@ -23,7 +25,7 @@ import {
   SETTING_BOUNDS,
   withinBound,
 } from '../functions/settings-bounds';
-import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
+import { type FunctionBundle, nodeFunction } from './function-defaults';
 import { acknowledgeTokenKeeperFindings, LIST_STREAMS_POLICY_ID } from './nag-acknowledgements';
 import { type AlarmDestination, METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
 
@@ -40,14 +42,15 @@ export const EVENT_SOURCE = 'token-keeper';
 /** Set by `grantDisconnect`: the name of the disconnect function. */
 export const DISCONNECT_FUNCTION_ENV = 'TOKEN_KEEPER_DISCONNECT_FUNCTION';
 
-/** Where the functions' code lives. */
-export const HANDLER_ENTRIES = {
-  storeTokens: join(PROJECT_ROOT, 'functions/handlers/store-tokens.ts'),
-  getAccessToken: join(PROJECT_ROOT, 'functions/handlers/get-access-token.ts'),
-  refreshSweep: join(PROJECT_ROOT, 'functions/handlers/refresh-sweep.ts'),
-  disconnect: join(PROJECT_ROOT, 'functions/handlers/disconnect.ts'),
-  expiryStream: join(PROJECT_ROOT, 'functions/handlers/expiry-stream.ts'),
-} as const;
+/** The bundle of each function (lib/function-defaults.ts FUNCTION_ENTRIES names its entry). */
+export const FUNCTION_BUNDLES = {
+  storeTokens: 'store-tokens',
+  getAccessToken: 'get-access-token',
+  refreshSweep: 'refresh-sweep',
+  disconnect: 'disconnect',
+  expiryStream: 'expiry-stream',
+  tokenStatus: 'token-status',
+} as const satisfies Record<string, FunctionBundle>;
 
 /** Fixed function timeouts: the lease and IdP timeout are validated against them. */
 export const FUNCTION_TIMEOUTS = {
@@ -57,6 +60,8 @@ export const FUNCTION_TIMEOUTS = {
   disconnect: Duration.seconds(30),
   // A batch of up to 100 removals, one PutEvents call each.
   expiryStream: Duration.seconds(60),
+  // One consistent GetItem with a projection.
+  tokenStatus: Duration.seconds(10),
 } as const;
 
 /** What Lambda accepts as a function's memory, in MB. */
@@ -84,6 +89,8 @@ export const TABLE_ACTIONS = {
   refreshSweep: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   // Reads the record (for the IdP session), then deletes it.
   disconnect: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
+  // Reads the schedule attributes of one record (a projection): no token, nothing decrypted.
+  tokenStatus: ['dynamodb:GetItem'],
 } as const;
 
 /**
@@ -338,7 +345,7 @@ export interface TokenKeeperGrantee extends iam.IGrantable {
 
 /** What `addFunction` needs to build one of the service's functions. */
 interface FunctionSpec {
-  readonly entry: string;
+  readonly bundle: FunctionBundle;
   readonly description: string;
   readonly timeout: Duration;
   readonly memorySize: number;
@@ -366,10 +373,10 @@ interface Statements {
 
 /**
  * token-keeper on AWS: the token table (with its stream) and its keys, the client-credentials
- * secret, the storeTokens / getAccessToken / refreshSweep / disconnect / expiryStream functions
- * (one least-privilege role each), the sweep schedule, the stream consumer, alarms and dashboard.
- * Grant callers with {@link grantGetAccessToken}, {@link grantStoreTokens} and
- * {@link grantDisconnect}; there is no function URL and no public invoke.
+ * secret, the storeTokens / getAccessToken / refreshSweep / disconnect / expiryStream /
+ * tokenStatus functions (one least-privilege role each), the sweep schedule, the stream consumer,
+ * alarms and dashboard. Grant callers with {@link grantGetAccessToken}, {@link grantStoreTokens},
+ * {@link grantDisconnect} and {@link grantTokenStatus}; there is no function URL and no public invoke.
  */
 export class TokenKeeper extends Construct {
   /** The token table (one item per user and resource, sparse `byDue` index). */
@@ -381,15 +388,17 @@ export class TokenKeeper extends Construct {
   /** The IdP client credentials, `{"client_id","client_secret"}`. */
   readonly clientCredentialsSecret: secretsmanager.ISecret;
   /** Invoked by the app's auth backend after a sign-in. */
-  readonly storeTokensFunction: nodejs.NodejsFunction;
+  readonly storeTokensFunction: lambda.Function;
   /** Invoked by granted callers for a valid access token. */
-  readonly getAccessTokenFunction: nodejs.NodejsFunction;
+  readonly getAccessTokenFunction: lambda.Function;
   /** Run by the schedule: rotates the refresh tokens that are due. */
-  readonly refreshSweepFunction: nodejs.NodejsFunction;
+  readonly refreshSweepFunction: lambda.Function;
   /** Invoked by granted callers to log a user out at the IdP and delete their record. */
-  readonly disconnectFunction: nodejs.NodejsFunction;
+  readonly disconnectFunction: lambda.Function;
   /** Consumes the table stream's TTL removals: counts and reports tokens lost to expiry. */
-  readonly expiryStreamFunction: nodejs.NodejsFunction;
+  readonly expiryStreamFunction: lambda.Function;
+  /** Invoked by granted callers for where a user's offline access stands (no token, nothing decrypted). */
+  readonly tokenStatusFunction: lambda.Function;
   /** The stream -> expiryStream mapping (TTL removals only). */
   readonly expiryStreamMapping: lambda.EventSourceMapping;
   /** Where the stream mapping sends the position of batches it gave up on. */
@@ -531,7 +540,7 @@ export class TokenKeeper extends Construct {
     const statements = this.statements();
 
     this.storeTokensFunction = this.addFunction('StoreTokens', {
-      entry: HANDLER_ENTRIES.storeTokens,
+      bundle: FUNCTION_BUNDLES.storeTokens,
       description: `${settings.serviceName}: stores the token set of a fresh sign-in`,
       timeout: FUNCTION_TIMEOUTS.storeTokens,
       memorySize: 256,
@@ -544,7 +553,7 @@ export class TokenKeeper extends Construct {
       ],
     });
     this.getAccessTokenFunction = this.addFunction('GetAccessToken', {
-      entry: HANDLER_ENTRIES.getAccessToken,
+      bundle: FUNCTION_BUNDLES.getAccessToken,
       description: `${settings.serviceName}: serves a valid access token, refreshing on demand`,
       timeout: FUNCTION_TIMEOUTS.getAccessToken,
       memorySize: 256,
@@ -563,7 +572,7 @@ export class TokenKeeper extends Construct {
       retentionPeriod: Duration.days(14),
     });
     this.refreshSweepFunction = this.addFunction('RefreshSweep', {
-      entry: HANDLER_ENTRIES.refreshSweep,
+      bundle: FUNCTION_BUNDLES.refreshSweep,
       description: `${settings.serviceName}: rotates the refresh tokens that are due`,
       timeout: FUNCTION_TIMEOUTS.refreshSweep,
       memorySize: settings.sweepMemorySize ?? defaultSweepMemorySize(settings.sweepConcurrency),
@@ -607,7 +616,7 @@ export class TokenKeeper extends Construct {
       });
     }
     this.disconnectFunction = this.addFunction('Disconnect', {
-      entry: HANDLER_ENTRIES.disconnect,
+      bundle: FUNCTION_BUNDLES.disconnect,
       description: `${settings.serviceName}: logs a user out at the IdP and deletes their tokens`,
       timeout: FUNCTION_TIMEOUTS.disconnect,
       memorySize: 256,
@@ -621,8 +630,22 @@ export class TokenKeeper extends Construct {
         statements.putEvents,
       ],
     });
+    this.tokenStatusFunction = this.addFunction('TokenStatus', {
+      bundle: FUNCTION_BUNDLES.tokenStatus,
+      description: `${settings.serviceName}: tells where a user's offline access stands, with no token`,
+      timeout: FUNCTION_TIMEOUTS.tokenStatus,
+      memorySize: 256,
+      // What its configuration requires and no more: it never calls the IdP, never publishes, and
+      // the role has no permission on the token key whose ARN the configuration asks for.
+      environment: baseEnv,
+      statements: [
+        statements.tableItems(TABLE_ACTIONS.tokenStatus),
+        // The table is encrypted with the storage key: a read decrypts through DynamoDB.
+        statements.storageKeyReadViaDynamoDb,
+      ],
+    });
     this.expiryStreamFunction = this.addFunction('ExpiryStream', {
-      entry: HANDLER_ENTRIES.expiryStream,
+      bundle: FUNCTION_BUNDLES.expiryStream,
       description: `${settings.serviceName}: reports refresh tokens lost to expiry (table stream, TTL removals)`,
       timeout: FUNCTION_TIMEOUTS.expiryStream,
       memorySize: 256,
@@ -730,6 +753,11 @@ export class TokenKeeper extends Construct {
     return this.#grantInvoke(grantee, 'Disconnect', DISCONNECT_FUNCTION_ENV);
   }
 
+  /** Grants invoke on the tokenStatus function and sets TOKEN_KEEPER_TOKEN_STATUS_FUNCTION. */
+  grantTokenStatus(grantee: TokenKeeperGrantee): iam.Grant {
+    return this.#grantInvoke(grantee, 'TokenStatus', TOKEN_STATUS_FUNCTION_ENV);
+  }
+
   /**
    * Lets principals of another AWS account, or of an AWS Organization, invoke one function, through
    * the function's resource policy (unqualified: that function only). The caller's own role still
@@ -752,7 +780,7 @@ export class TokenKeeper extends Construct {
     });
   }
 
-  #callable(target: CallableFunction): nodejs.NodejsFunction {
+  #callable(target: CallableFunction): lambda.Function {
     switch (target) {
       case 'GetAccessToken':
         return this.getAccessTokenFunction;
@@ -760,6 +788,8 @@ export class TokenKeeper extends Construct {
         return this.storeTokensFunction;
       case 'Disconnect':
         return this.disconnectFunction;
+      case 'TokenStatus':
+        return this.tokenStatusFunction;
     }
   }
 
@@ -893,10 +923,10 @@ export class TokenKeeper extends Construct {
   }
 
   /**
-   * Builds one function: its log group, its own role (logs + the given statements), bundling
-   * with the local esbuild, and its alarms.
+   * Builds one function: its log group, its own role (logs + the given statements), its code
+   * (lib/function-defaults.ts: prebuilt in the package, bundled from the sources here), and its alarms.
    */
-  private addFunction(name: string, spec: FunctionSpec): nodejs.NodejsFunction {
+  private addFunction(name: string, spec: FunctionSpec): lambda.Function {
     const logGroup = new logs.LogGroup(this, `${name}Logs`, {
       retention: this.#logRetention,
       removalPolicy: this.#removalPolicy,
@@ -909,9 +939,7 @@ export class TokenKeeper extends Construct {
     for (const statement of spec.statements) {
       role.addToPolicy(statement);
     }
-    const fn = new nodejs.NodejsFunction(this, name, {
-      ...nodeFunctionDefaults(),
-      entry: spec.entry,
+    const fn = nodeFunction(this, name, spec.bundle, {
       description: spec.description,
       memorySize: spec.memorySize,
       timeout: spec.timeout,
@@ -1150,7 +1178,7 @@ function secretArnForPolicy(secret: secretsmanager.ISecret): string {
 }
 
 /** The functions a caller may be granted. */
-export type CallableFunction = 'GetAccessToken' | 'StoreTokens' | 'Disconnect';
+export type CallableFunction = 'GetAccessToken' | 'StoreTokens' | 'Disconnect' | 'TokenStatus';
 
 /** The stack a grantee belongs to, when it is a construct. */
 function stackOf(value: unknown): Stack | undefined {
