@@ -2,6 +2,7 @@ import { IdpConfigurationError, IdpTransientError } from '../../core/errors';
 import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
 import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
+import { systemClock } from '../system-clock';
 import {
   classifyFailure,
   endpointUrl,
@@ -12,7 +13,6 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
-  systemClock,
 } from './http';
 
 /** Options of {@link ClientTokenProvider}. */
