@@ -11,9 +11,12 @@ import {
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_ENTRIES, PROJECT_ROOT } from '../../lib/function-defaults';
-import { FUNCTION_BUNDLES } from '../../lib/token-keeper';
+import { FUNCTION_BUNDLES, TokenKeeper } from '../../lib/token-keeper';
 
 const run = promisify(execFile);
 
@@ -66,6 +69,33 @@ try {
 } catch {}
 process.stdout.write(JSON.stringify({ sameConstruct: TokenKeeperFromCdk === TokenKeeper, esbuild }));
 `;
+
+/** What CDK_APP builds, from this repository's sources (no bundling: the code is compared apart). */
+function synthesizeFromSources(): Record<string, unknown> {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Consumer', { env: { account: '111122223333', region: 'eu-west-1' } });
+  const keeper = new TokenKeeper(stack, 'TokenKeeper', {
+    identityProvider: { flavor: 'transmit', baseUrl: 'https://api.transmitsecurity.io' },
+  });
+  const caller = new lambda.Function(stack, 'Caller', {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: 'index.handler',
+    code: lambda.Code.fromInline('export const handler = async () => 1;'),
+  });
+  keeper.grantGetAccessToken(caller);
+  keeper.grantTokenStatus(caller);
+  return Template.fromStack(stack).toJSON();
+}
+
+/** A template with its asset hashes and construct metadata left out. */
+function withoutAssets(template: Record<string, unknown>): string {
+  const resources = { ...(template.Resources as Record<string, { Metadata?: unknown }>) };
+  delete resources.CDKMetadata;
+  const bare = Object.fromEntries(
+    Object.entries(resources).map(([id, { Metadata: _metadata, ...resource }]) => [id, resource]),
+  );
+  return JSON.stringify({ ...template, Resources: bare }, null, 1).replace(/[0-9a-f]{64}/g, '<asset hash>');
+}
 
 /** The same construct from TypeScript: the declarations must be real types, not `any`. */
 const CDK_APP_TYPES = `
@@ -351,6 +381,10 @@ describe('Package: token-keeper (npm pack, installed into scratch projects)', ()
         ).toBe(true);
       },
     );
+
+    it('synthesizes what the construct synthesizes from this repository, but for the code assets', () => {
+      expect(withoutAssets(template)).toBe(withoutAssets(synthesizeFromSources()));
+    });
 
     it('grants the caller invoke on getAccessToken and tokenStatus, with both names in its environment', () => {
       // Prepare
