@@ -17,6 +17,7 @@ export const FUNCTIONS = {
   refreshSweep: { entry: 'functions/handlers/refresh-sweep.ts', memoryMb: 512 },
   disconnect: { entry: 'functions/handlers/disconnect.ts', memoryMb: 256 },
   expiryStream: { entry: 'functions/handlers/expiry-stream.ts', memoryMb: 256 },
+  tokenStatus: { entry: 'functions/handlers/token-status.ts', memoryMb: 256 },
 } as const;
 
 /** The functions whose cold start the bench times (the other two are bundled for their size). */

@@ -1,6 +1,6 @@
 /**
  * The bounds of every numeric deployment setting, in one place: lib/context.ts (context values),
- * lib/token-keeper.ts (construct props, at synth) and functions/config.ts (the environment, at
+ * lib/token-keeper-settings.ts (construct props, at synth) and functions/config.ts (the environment, at
  * start) all check against these, so a value that passes one cannot break another, or the deploy.
  * Plain data and arithmetic only: this module is bundled into the functions.
  */

@@ -12,7 +12,7 @@ import type {
   IdentityProviderSettings,
   IdTokenVerificationSettings,
   TokenKeeperLogLevel,
-} from './token-keeper';
+} from './token-keeper-props';
 import type { TokenKeeperStackProps } from './token-keeper-stack';
 
 /** The Transmit sandbox: used when no IdP is given, so `cdk synth` works in CI without context. */
@@ -25,39 +25,6 @@ export interface StackFromContext {
   /** Things an operator should know (printed as synth warnings). */
   readonly warnings: readonly string[];
 }
-
-/** The context keys `bin/app.ts` reads (documented in the README's configuration table). */
-export const CONTEXT_KEYS = [
-  'stackName',
-  'idpFlavor',
-  'transmitBaseUrl',
-  'oauth2TokenEndpoint',
-  'oauth2ClientAuth',
-  'oauth2RevocationEndpoint',
-  'clientCredentialsSecretArn',
-  'eventBusName',
-  'idTokenJwksUrl',
-  'idTokenIssuer',
-  'idTokenAudience',
-  'idpRateLimitPerSecond',
-  'reauthSoonDays',
-  'alarmEmail',
-  'serviceName',
-  'sweepIntervalMinutes',
-  'sweepReservedConcurrency',
-  'sweepMemorySize',
-  'sweepConcurrency',
-  'dueShards',
-  'sweepBacklogAlarmPeriods',
-  'criticalAlarmTopicArn',
-  'warningAlarmTopicArn',
-  'clientCredentialsSecretKeyArn',
-  'logLevel',
-  'logRetentionDays',
-  'removalPolicy',
-  'exampleCaller',
-  'exampleApiUrl',
-] as const;
 
 /** Reads the stack's settings from context values; throws naming the key of a bad value. */
 export function stackFromContext(node: Node): StackFromContext {

@@ -1,10 +1,9 @@
-import { join } from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
+import { nodeFunction } from './function-defaults';
 import { acknowledgeExampleCallerFindings } from './nag-acknowledgements';
 import type { TokenKeeper } from './token-keeper';
 
@@ -26,7 +25,7 @@ export interface ExampleCallerProps {
  */
 export class ExampleCaller extends Construct {
   /** The example function. */
-  readonly function: nodejs.NodejsFunction;
+  readonly function: lambda.Function;
 
   constructor(scope: Construct, id: string, props: ExampleCallerProps) {
     super(scope, id);
@@ -39,9 +38,7 @@ export class ExampleCaller extends Construct {
       description: 'token-keeper example caller',
     });
     logGroup.grantWrite(role);
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      ...nodeFunctionDefaults(),
-      entry: join(PROJECT_ROOT, 'examples/caller/handler.ts'),
+    this.function = nodeFunction(this, 'Function', 'example-caller', {
       description: 'token-keeper example: calls an API on behalf of a user',
       memorySize: 256,
       timeout: Duration.seconds(40),

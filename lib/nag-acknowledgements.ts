@@ -18,6 +18,7 @@ const NO_LAMBDA_DLQ = {
   StoreTokens: 'invoked synchronously (RequestResponse) by the app; a failure is returned to the caller',
   GetAccessToken: 'invoked synchronously (RequestResponse) by callers; a failure is returned to the caller',
   Disconnect: 'invoked synchronously (RequestResponse) by callers; a failure is returned to the caller',
+  TokenStatus: 'invoked synchronously (RequestResponse) by callers; a failure is returned to the caller',
   RefreshSweep:
     'invoked asynchronously by the schedule, with an on-failure destination (SweepFailureQueue), which ' +
     'records the error as well as the event; a DLQ would only duplicate it',
@@ -70,6 +71,7 @@ export function acknowledgeTokenKeeperFindings(
     Disconnect: tk.disconnectFunction,
     RefreshSweep: tk.refreshSweepFunction,
     ExpiryStream: tk.expiryStreamFunction,
+    TokenStatus: tk.tokenStatusFunction,
   };
   for (const [name, fn] of Object.entries(functions) as [keyof typeof functions, IConstruct][]) {
     acknowledge(fn, 'Serverless-LambdaDLQ', [`No Lambda DLQ: ${NO_LAMBDA_DLQ[name]}.`]);

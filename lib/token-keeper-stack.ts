@@ -5,7 +5,8 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { ExampleCaller } from './example-caller';
-import { TokenKeeper, type TokenKeeperProps } from './token-keeper';
+import { TokenKeeper } from './token-keeper';
+import type { TokenKeeperProps } from './token-keeper-props';
 
 /** Properties of {@link TokenKeeperStack}: the construct's, plus the stack's own. */
 export interface TokenKeeperStackProps extends StackProps, TokenKeeperProps {
@@ -98,6 +99,7 @@ export class TokenKeeperStack extends Stack {
     new CfnOutput(this, 'GetAccessTokenFunctionName', { value: tk.getAccessTokenFunction.functionName });
     new CfnOutput(this, 'RefreshSweepFunctionName', { value: tk.refreshSweepFunction.functionName });
     new CfnOutput(this, 'DisconnectFunctionName', { value: tk.disconnectFunction.functionName });
+    new CfnOutput(this, 'TokenStatusFunctionName', { value: tk.tokenStatusFunction.functionName });
     new CfnOutput(this, 'EventBusName', { value: tk.eventBus.eventBusName });
     new CfnOutput(this, 'ClientCredentialsSecretArn', {
       value: tk.clientCredentialsSecret.secretArn,

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -8,64 +7,46 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
-import { GET_ACCESS_TOKEN_FUNCTION_ENV, STORE_TOKENS_FUNCTION_ENV } from '../functions/client/env';
 import {
-  backlogAlarmPeriodsBound,
-  boundMessage,
-  type IntegerBound,
-  SETTING_BOUNDS,
-  withinBound,
-} from '../functions/settings-bounds';
-import { nodeFunctionDefaults, PROJECT_ROOT } from './function-defaults';
+  DISCONNECT_FUNCTION_ENV,
+  GET_ACCESS_TOKEN_FUNCTION_ENV,
+  STORE_TOKENS_FUNCTION_ENV,
+  TOKEN_STATUS_FUNCTION_ENV,
+} from '../functions/client/env';
+import { TTL_PRINCIPAL } from '../functions/shared-facts';
+import { type FunctionBundle, nodeFunction } from './function-defaults';
 import { acknowledgeTokenKeeperFindings, LIST_STREAMS_POLICY_ID } from './nag-acknowledgements';
-import { type AlarmDestination, METRICS_NAMESPACE, TokenKeeperMonitoring } from './token-keeper-monitoring';
+import { functionEnvironments } from './token-keeper-environment';
+import { TokenKeeperMonitoring } from './token-keeper-monitoring';
+import {
+  functionStatements,
+  STREAM_READ_ACTIONS,
+  TABLE_ACTIONS,
+  TOKEN_KEY_ENCRYPTION_CONTEXT,
+} from './token-keeper-permissions';
+import type { CallableFunction, TokenKeeperGrantee, TokenKeeperProps } from './token-keeper-props';
+import {
+  defaultSweepMemorySize,
+  FUNCTION_TIMEOUTS,
+  resolveSettings,
+  validateSettings,
+} from './token-keeper-settings';
 
-/** The encryption context of every token-key call; the IAM grants and the key policy require it. */
-export const TOKEN_KEY_ENCRYPTION_CONTEXT = { purpose: 'token-keeper' } as const;
-
-/**
- * The `source` of every event the functions put on EventBridge (`EVENT_SOURCE` of
- * functions/adapters/observability/events.ts; a test keeps the two equal). The PutEvents grants
- * require it, so a function role cannot publish events that pretend to come from another service.
- */
-export const EVENT_SOURCE = 'token-keeper';
-
-/** Set by `grantDisconnect`: the name of the disconnect function. */
-export const DISCONNECT_FUNCTION_ENV = 'TOKEN_KEEPER_DISCONNECT_FUNCTION';
-
-/** Where the functions' code lives. */
-export const HANDLER_ENTRIES = {
-  storeTokens: join(PROJECT_ROOT, 'functions/handlers/store-tokens.ts'),
-  getAccessToken: join(PROJECT_ROOT, 'functions/handlers/get-access-token.ts'),
-  refreshSweep: join(PROJECT_ROOT, 'functions/handlers/refresh-sweep.ts'),
-  disconnect: join(PROJECT_ROOT, 'functions/handlers/disconnect.ts'),
-  expiryStream: join(PROJECT_ROOT, 'functions/handlers/expiry-stream.ts'),
-} as const;
-
-/** Fixed function timeouts: the lease and IdP timeout are validated against them. */
-export const FUNCTION_TIMEOUTS = {
-  storeTokens: Duration.seconds(10),
-  getAccessToken: Duration.seconds(30),
-  refreshSweep: Duration.seconds(300),
-  disconnect: Duration.seconds(30),
-  // A batch of up to 100 removals, one PutEvents call each.
-  expiryStream: Duration.seconds(60),
-} as const;
-
-/** What Lambda accepts as a function's memory, in MB. */
-const SWEEP_MEMORY_BOUND: IntegerBound = { min: 128, max: 10_240 };
-
-/** The sweep's memory when not set: 16 MB per IdP call in flight, 512 to 3008 MB. */
-export function defaultSweepMemorySize(sweepConcurrency: number): number {
-  return Math.min(3008, Math.max(512, 16 * sweepConcurrency));
-}
+/** The bundle of each function (lib/function-defaults.ts FUNCTION_ENTRIES names its entry). */
+export const FUNCTION_BUNDLES = {
+  storeTokens: 'store-tokens',
+  getAccessToken: 'get-access-token',
+  refreshSweep: 'refresh-sweep',
+  disconnect: 'disconnect',
+  expiryStream: 'expiry-stream',
+  tokenStatus: 'token-status',
+} as const satisfies Record<string, FunctionBundle>;
 
 /** The stream mapping gives up on a record this old. */
 const EXPIRY_STREAM_MAX_RECORD_AGE = Duration.hours(1);
@@ -73,272 +54,9 @@ const EXPIRY_STREAM_MAX_RECORD_AGE = Duration.hours(1);
 /** The expiry consumer's lag that alarms (well before the mapping gives up). */
 const EXPIRY_STREAM_LAG_ALARM = Duration.minutes(15);
 
-/** Time a function needs besides the IdP call: lease, KMS, the commit and its retries. */
-const COMMIT_BUDGET_MS = 10_000;
-
-/** The table actions of each function (exact lists, tested). */
-export const TABLE_ACTIONS = {
-  // Reads the previous version (a projection) and puts the new record: it opens no stored token.
-  storeTokens: ['dynamodb:GetItem', 'dynamodb:PutItem'],
-  getAccessToken: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  refreshSweep: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  // Reads the record (for the IdP session), then deletes it.
-  disconnect: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
-} as const;
-
-/**
- * What the expiry consumer may do with the table's stream (resource: that stream's ARN).
- * `dynamodb:ListStreams` is granted apart: it has no resource-level permissions.
- */
-export const STREAM_READ_ACTIONS = [
-  'dynamodb:DescribeStream',
-  'dynamodb:GetRecords',
-  'dynamodb:GetShardIterator',
-];
-
-/** What a function may do with the token key: make data keys to seal, open what it reads. */
-const TOKEN_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
-
-/**
- * What DynamoDB does with the storage key on a function's behalf (the table is encrypted with
- * it). Only through DynamoDB: the grant carries a `kms:ViaService` condition.
- */
-const STORAGE_KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
-
-/** The storage-key actions of a reader that never writes the table (what CDK's read grants give). */
-const STORAGE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
-
-/** The principal DynamoDB's TTL process writes on the stream records of its deletions. */
-const TTL_PRINCIPAL = 'dynamodb.amazonaws.com';
-
-/** The identity provider the functions refresh tokens with. */
-export type IdentityProviderSettings =
-  | {
-      readonly flavor: 'transmit';
-      /** Regional Transmit host, e.g. `https://api.transmitsecurity.io`. */
-      readonly baseUrl: string;
-    }
-  | {
-      readonly flavor: 'oauth2';
-      /** RFC 6749 token endpoint used for the refresh grant. */
-      readonly tokenEndpoint: string;
-      /**
-       * How the client authenticates at the token endpoint.
-       * @default 'client_secret_basic'
-       */
-      readonly clientAuth?: 'client_secret_basic' | 'client_secret_post';
-      /**
-       * RFC 7009 revocation endpoint, used when a user is disconnected.
-       * @default - refresh tokens are not revoked at the IdP on disconnect
-       */
-      readonly revocationEndpoint?: string;
-    };
-
-/**
- * How storeTokens verifies the ID token of a sign-in (signature against the IdP's JWKS, issuer,
- * audience, expiry, and `sub` equal to the userId), so tokens cannot be filed under the wrong user.
- */
-export interface IdTokenVerificationSettings {
-  /**
-   * The IdP's JWKS (https).
-   * @default - transmit: `{baseUrl}/cis/oidc/jwks`; required with the oauth2 flavour
-   */
-  readonly jwksUrl?: string;
-  /**
-   * The exact `iss` of the ID tokens (https URL). Transmit: `https://userid.security` (US), a
-   * regional variant such as `https://eu.userid.security`, or the app's own subdomain when
-   * app-specific signing keys are on: check the `iss` of one of your ID tokens.
-   */
-  readonly issuer: string;
-  /** This app's client id: it must be among the token's `aud`. */
-  readonly audience: string;
-}
-
-/** Lifetimes of one resource that differ from the defaults (Transmit sets them per resource). */
-export interface ResourceLifetimeOverrides {
-  /** @default - the construct's `refreshTokenTtl` */
-  readonly refreshTokenTtl?: Duration;
-  /** @default - the construct's `maxRotation` */
-  readonly maxRotation?: Duration;
-  /** @default - the construct's `refreshAhead` */
-  readonly refreshAhead?: Duration;
-}
-
-/** Log levels the functions understand. */
-export type TokenKeeperLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-
-/** Properties of {@link TokenKeeper}. */
-export interface TokenKeeperProps {
-  /** The IdP that issued the tokens. */
-  readonly identityProvider: IdentityProviderSettings;
-  /**
-   * An existing secret holding `{"client_id","client_secret"}`.
-   * @default - a new secret with a placeholder value, to be set after deploy
-   */
-  readonly clientCredentialsSecret?: secretsmanager.ISecret;
-  /**
-   * Service name: the `service` metric dimension and log field.
-   * @default 'token-keeper'
-   */
-  readonly serviceName?: string;
-  /**
-   * A refresh token dies this long after it was issued unless rotated.
-   * @default Duration.days(14)
-   */
-  readonly refreshTokenTtl?: Duration;
-  /**
-   * No rotation extends access beyond authentication plus this.
-   * @default Duration.days(365)
-   */
-  readonly maxRotation?: Duration;
-  /**
-   * Rotate this long before a refresh token would expire. Also the longest IdP outage the
-   * tokens survive, so keep it well above the sweep interval.
-   * @default Duration.days(3)
-   */
-  readonly refreshAhead?: Duration;
-  /**
-   * Lifetimes per resource URI that differ from the defaults.
-   * @default - none
-   */
-  readonly resourceLifetimes?: Readonly<Record<string, ResourceLifetimeOverrides>>;
-  /**
-   * Timeout of one IdP call. `leaseDuration` must exceed it by more than 10 s.
-   * @default Duration.seconds(5)
-   */
-  readonly idpTimeout?: Duration;
-  /**
-   * How long a refresh lease lasts: it must outlive an IdP call plus the commit.
-   * @default Duration.seconds(30)
-   */
-  readonly leaseDuration?: Duration;
-  /**
-   * Shards of the due index (spreads the sweep's queries).
-   * @default 4
-   */
-  readonly dueShards?: number;
-  /**
-   * Rotations one sweep runs at the same time.
-   * @default 8
-   */
-  readonly sweepConcurrency?: number;
-  /**
-   * Requests per second the sweep sends to the IdP at most, shared by its workers (an integer,
-   * 1-10,000); a 429 slows it down further. getAccessToken is not limited: it refreshes on demand.
-   * @default 20
-   */
-  readonly idpRateLimitPerSecond?: number;
-  /**
-   * The `Reauth Soon` event goes out once, this long before a record's absolute rotation deadline,
-   * so the app can ask the user to sign in again ahead of time (whole days, 0-365).
-   * @default Duration.days(14)
-   */
-  readonly reauthSoon?: Duration;
-  /**
-   * Error codes of a refresh answer that prove a refresh token dead, besides `invalid_grant`
-   * (`IDP_DEAD_TOKEN_CODES`). Add what `npm run probe-idp` reports for your tenant; any other
-   * refusal is retried, never taken as a dead token.
-   * @default ['invalid_grant']
-   */
-  readonly idpDeadTokenCodes?: readonly string[];
-  /**
-   * Dead-token rejections (of any users) within 10 minutes that open the rejection circuit
-   * breaker (`REJECTION_BREAKER_THRESHOLD`): past it nobody more is marked.
-   * @default 10
-   */
-  readonly rejectionBreakerThreshold?: number;
-  /**
-   * Verify the ID token in storeTokens. Off unless given: the issuer is specific to the app's
-   * Transmit tenant and region, so it cannot be guessed.
-   * @default - ID tokens are not verified
-   */
-  readonly idTokenVerification?: IdTokenVerificationSettings;
-  /**
-   * How often the sweep runs (whole minutes).
-   * @default Duration.minutes(15)
-   */
-  readonly sweepInterval?: Duration;
-  /**
-   * Reserved concurrency of the sweep (1-1000), so overlapping sweeps cannot multiply the IdP load.
-   * None by default: a new account has 10 concurrent executions, all of which must stay unreserved,
-   * so any reservation fails its first deploy. Overlapping sweeps are harmless (leases), only busier.
-   * @default false - none reserved
-   */
-  readonly sweepReservedConcurrency?: number | false;
-  /**
-   * Memory of the sweep in MB (128-10240). Lambda gives CPU in proportion to memory, and the sweep's
-   * work (TLS to the IdP, KMS, DynamoDB) grows with its concurrency.
-   * @default - 16 MB per unit of sweepConcurrency, at least 512 and at most 3008
-   */
-  readonly sweepMemorySize?: number;
-  /**
-   * Log level of the functions.
-   * @default 'INFO'
-   */
-  readonly logLevel?: TokenKeeperLogLevel;
-  /**
-   * Retention of the functions' log groups.
-   * @default logs.RetentionDays.THREE_MONTHS
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * What happens to the table, keys, created secret and log groups when the stack is deleted.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
-  /**
-   * DynamoDB deletion protection of the table.
-   * @default - true unless `removalPolicy` is DESTROY
-   */
-  readonly deletionProtection?: boolean;
-  /**
-   * The EventBridge bus for the app's events (`Reauth Required`, `Reauth Soon`, `Tokens Expired`,
-   * `Rotation Recovered`, `Disconnected`; source `token-keeper`). The publishing functions may put
-   * events with that source on this bus only.
-   * @default - the account's default bus
-   */
-  readonly eventBus?: events.IEventBus;
-  /**
-   * E-mail address subscribed to the alarm topics this construct creates.
-   * @default - no subscription
-   */
-  readonly alarmEmail?: string;
-  /**
-   * Where critical alarms go (tokens at risk: page someone): an existing topic, or actions.
-   * @default - a topic of the construct's own
-   */
-  readonly criticalAlarms?: AlarmDestination;
-  /**
-   * Where warnings go (look within a working day): an existing topic, or actions.
-   * @default - a topic of the construct's own
-   */
-  readonly warningAlarms?: AlarmDestination;
-  /**
-   * Run the alarm actions also when an alarm returns to OK.
-   * @default true
-   */
-  readonly notifyOnOk?: boolean;
-  /**
-   * Consecutive sweeps that must leave a backlog before the backlog alarm fires (1 up to a day of sweeps).
-   * @default 2
-   */
-  readonly sweepBacklogAlarmPeriods?: number;
-  /**
-   * Whether to create the CloudWatch dashboard.
-   * @default true
-   */
-  readonly dashboard?: boolean;
-}
-
-/** A principal to grant, optionally with an environment to receive the function name (a Lambda). */
-export interface TokenKeeperGrantee extends iam.IGrantable {
-  /** Sets an environment variable; `lambda.Function` has it. */
-  addEnvironment?(key: string, value: string): unknown;
-}
-
 /** What `addFunction` needs to build one of the service's functions. */
 interface FunctionSpec {
-  readonly entry: string;
+  readonly bundle: FunctionBundle;
   readonly description: string;
   readonly timeout: Duration;
   readonly memorySize: number;
@@ -352,24 +70,12 @@ interface FunctionSpec {
   readonly alarmErrors?: boolean;
 }
 
-/** Statements a function role may get; each function picks from these. */
-interface Statements {
-  readonly tableItems: (actions: readonly string[]) => iam.PolicyStatement;
-  readonly tokenKeyUse: iam.PolicyStatement;
-  readonly tokenKeySeal: iam.PolicyStatement;
-  readonly tokenKeyDecrypt: iam.PolicyStatement;
-  readonly storageKeyViaDynamoDb: iam.PolicyStatement;
-  readonly storageKeyReadViaDynamoDb: iam.PolicyStatement;
-  readonly readSecret: iam.PolicyStatement;
-  readonly putEvents: iam.PolicyStatement;
-}
-
 /**
  * token-keeper on AWS: the token table (with its stream) and its keys, the client-credentials
- * secret, the storeTokens / getAccessToken / refreshSweep / disconnect / expiryStream functions
- * (one least-privilege role each), the sweep schedule, the stream consumer, alarms and dashboard.
- * Grant callers with {@link grantGetAccessToken}, {@link grantStoreTokens} and
- * {@link grantDisconnect}; there is no function URL and no public invoke.
+ * secret, the storeTokens / getAccessToken / refreshSweep / disconnect / expiryStream /
+ * tokenStatus functions (one least-privilege role each), the sweep schedule, the stream consumer,
+ * alarms and dashboard. Grant callers with {@link grantGetAccessToken}, {@link grantStoreTokens},
+ * {@link grantDisconnect} and {@link grantTokenStatus}; there is no function URL and no public invoke.
  */
 export class TokenKeeper extends Construct {
   /** The token table (one item per user and resource, sparse `byDue` index). */
@@ -381,15 +87,17 @@ export class TokenKeeper extends Construct {
   /** The IdP client credentials, `{"client_id","client_secret"}`. */
   readonly clientCredentialsSecret: secretsmanager.ISecret;
   /** Invoked by the app's auth backend after a sign-in. */
-  readonly storeTokensFunction: nodejs.NodejsFunction;
+  readonly storeTokensFunction: lambda.Function;
   /** Invoked by granted callers for a valid access token. */
-  readonly getAccessTokenFunction: nodejs.NodejsFunction;
+  readonly getAccessTokenFunction: lambda.Function;
   /** Run by the schedule: rotates the refresh tokens that are due. */
-  readonly refreshSweepFunction: nodejs.NodejsFunction;
+  readonly refreshSweepFunction: lambda.Function;
   /** Invoked by granted callers to log a user out at the IdP and delete their record. */
-  readonly disconnectFunction: nodejs.NodejsFunction;
+  readonly disconnectFunction: lambda.Function;
   /** Consumes the table stream's TTL removals: counts and reports tokens lost to expiry. */
-  readonly expiryStreamFunction: nodejs.NodejsFunction;
+  readonly expiryStreamFunction: lambda.Function;
+  /** Invoked by granted callers for where a user's offline access stands (no token, nothing decrypted). */
+  readonly tokenStatusFunction: lambda.Function;
   /** The stream -> expiryStream mapping (TTL removals only). */
   readonly expiryStreamMapping: lambda.EventSourceMapping;
   /** Where the stream mapping sends the position of batches it gave up on. */
@@ -491,51 +199,27 @@ export class TokenKeeper extends Construct {
       dashboard: props.dashboard,
     });
 
-    // What every function needs to build its runtime (functions/config.ts requires the table and
-    // the key ARN even where they are unused) and to log and count.
-    const baseEnv: Record<string, string> = {
-      TOKEN_TABLE_NAME: this.table.tableName,
-      TOKEN_KEY_ARN: this.tokenKey.keyArn,
-      METRICS_NAMESPACE,
-      POWERTOOLS_SERVICE_NAME: settings.serviceName,
-      LOG_LEVEL: settings.logLevel,
-      NODE_OPTIONS: '--enable-source-maps',
-    };
-    const eventsEnv = { EVENT_BUS_NAME: this.eventBus.eventBusName };
-    const commonEnv: Record<string, string> = {
-      ...baseEnv,
-      REFRESH_TOKEN_TTL_SECONDS: String(settings.refreshTokenTtl.toSeconds()),
-      MAX_ROTATION_SECONDS: String(settings.maxRotation.toSeconds()),
-      REFRESH_AHEAD_SECONDS: String(settings.refreshAhead.toSeconds()),
-      DUE_SHARDS: String(settings.dueShards),
-      REAUTH_SOON_DAYS: String(settings.reauthSoon.toDays()),
-      ...(props.resourceLifetimes !== undefined && Object.keys(props.resourceLifetimes).length > 0
-        ? { RESOURCE_LIFETIMES: JSON.stringify(resourceLifetimesJson(props.resourceLifetimes)) }
-        : {}),
-    };
-    const refreshEnv: Record<string, string> = {
-      ...commonEnv,
-      ...identityProviderEnv(props.identityProvider),
-      ...(props.idpDeadTokenCodes !== undefined
-        ? { IDP_DEAD_TOKEN_CODES: deadTokenCodes(props.idpDeadTokenCodes) }
-        : {}),
-      ...(props.rejectionBreakerThreshold !== undefined
-        ? { REJECTION_BREAKER_THRESHOLD: String(breakerThreshold(props.rejectionBreakerThreshold)) }
-        : {}),
-      CLIENT_CREDENTIALS_SECRET_ARN: this.clientCredentialsSecret.secretArn,
-      IDP_TIMEOUT_MS: String(settings.idpTimeout.toMilliseconds()),
-      LEASE_SECONDS: String(settings.leaseDuration.toSeconds()),
-      ...eventsEnv,
-    };
-
-    const statements = this.statements();
+    const env = functionEnvironments(settings, props, {
+      tableName: this.table.tableName,
+      tokenKeyArn: this.tokenKey.keyArn,
+      eventBusName: this.eventBus.eventBusName,
+      clientCredentialsSecretArn: this.clientCredentialsSecret.secretArn,
+    });
+    const statements = functionStatements({
+      table: this.table,
+      tokenKey: this.tokenKey,
+      storageKey: this.storageKey,
+      clientCredentialsSecret: this.clientCredentialsSecret,
+      eventBus: this.eventBus,
+      region: Stack.of(this).region,
+    });
 
     this.storeTokensFunction = this.addFunction('StoreTokens', {
-      entry: HANDLER_ENTRIES.storeTokens,
+      bundle: FUNCTION_BUNDLES.storeTokens,
       description: `${settings.serviceName}: stores the token set of a fresh sign-in`,
       timeout: FUNCTION_TIMEOUTS.storeTokens,
       memorySize: 256,
-      environment: { ...commonEnv, ...idTokenEnv(props.idTokenVerification, props.identityProvider) },
+      environment: env.storeTokens,
       statements: [
         statements.tableItems(TABLE_ACTIONS.storeTokens),
         // Seals the new tokens only: the sign-in role cannot open any stored token.
@@ -544,11 +228,11 @@ export class TokenKeeper extends Construct {
       ],
     });
     this.getAccessTokenFunction = this.addFunction('GetAccessToken', {
-      entry: HANDLER_ENTRIES.getAccessToken,
+      bundle: FUNCTION_BUNDLES.getAccessToken,
       description: `${settings.serviceName}: serves a valid access token, refreshing on demand`,
       timeout: FUNCTION_TIMEOUTS.getAccessToken,
       memorySize: 256,
-      environment: refreshEnv,
+      environment: env.refresh,
       statements: [
         statements.tableItems(TABLE_ACTIONS.getAccessToken),
         statements.tokenKeyUse,
@@ -563,12 +247,12 @@ export class TokenKeeper extends Construct {
       retentionPeriod: Duration.days(14),
     });
     this.refreshSweepFunction = this.addFunction('RefreshSweep', {
-      entry: HANDLER_ENTRIES.refreshSweep,
+      bundle: FUNCTION_BUNDLES.refreshSweep,
       description: `${settings.serviceName}: rotates the refresh tokens that are due`,
       timeout: FUNCTION_TIMEOUTS.refreshSweep,
       memorySize: settings.sweepMemorySize ?? defaultSweepMemorySize(settings.sweepConcurrency),
       environment: {
-        ...refreshEnv,
+        ...env.refresh,
         SWEEP_CONCURRENCY: String(settings.sweepConcurrency),
         IDP_RATE_LIMIT_RPS: String(settings.idpRateLimitPerSecond),
       },
@@ -607,11 +291,11 @@ export class TokenKeeper extends Construct {
       });
     }
     this.disconnectFunction = this.addFunction('Disconnect', {
-      entry: HANDLER_ENTRIES.disconnect,
+      bundle: FUNCTION_BUNDLES.disconnect,
       description: `${settings.serviceName}: logs a user out at the IdP and deletes their tokens`,
       timeout: FUNCTION_TIMEOUTS.disconnect,
       memorySize: 256,
-      environment: refreshEnv,
+      environment: env.refresh,
       statements: [
         statements.tableItems(TABLE_ACTIONS.disconnect),
         // It opens the stored session id / refresh token to end the session, and seals nothing.
@@ -621,14 +305,28 @@ export class TokenKeeper extends Construct {
         statements.putEvents,
       ],
     });
+    this.tokenStatusFunction = this.addFunction('TokenStatus', {
+      bundle: FUNCTION_BUNDLES.tokenStatus,
+      description: `${settings.serviceName}: tells where a user's offline access stands, with no token`,
+      timeout: FUNCTION_TIMEOUTS.tokenStatus,
+      memorySize: 256,
+      // What its configuration requires and no more: it never calls the IdP, never publishes, and
+      // the role has no permission on the token key whose ARN the configuration asks for.
+      environment: env.base,
+      statements: [
+        statements.tableItems(TABLE_ACTIONS.tokenStatus),
+        // The table is encrypted with the storage key: a read decrypts through DynamoDB.
+        statements.storageKeyReadViaDynamoDb,
+      ],
+    });
     this.expiryStreamFunction = this.addFunction('ExpiryStream', {
-      entry: HANDLER_ENTRIES.expiryStream,
+      bundle: FUNCTION_BUNDLES.expiryStream,
       description: `${settings.serviceName}: reports refresh tokens lost to expiry (table stream, TTL removals)`,
       timeout: FUNCTION_TIMEOUTS.expiryStream,
       memorySize: 256,
       // No IdP settings, no secret: it never calls the IdP. The key ARN is there only because the
       // configuration requires it; the role has no permission on the token key.
-      environment: { ...baseEnv, ...eventsEnv },
+      environment: { ...env.base, ...env.events },
       alarmErrors: true,
       statements: [
         new iam.PolicyStatement({
@@ -730,6 +428,11 @@ export class TokenKeeper extends Construct {
     return this.#grantInvoke(grantee, 'Disconnect', DISCONNECT_FUNCTION_ENV);
   }
 
+  /** Grants invoke on the tokenStatus function and sets TOKEN_KEEPER_TOKEN_STATUS_FUNCTION. */
+  grantTokenStatus(grantee: TokenKeeperGrantee): iam.Grant {
+    return this.#grantInvoke(grantee, 'TokenStatus', TOKEN_STATUS_FUNCTION_ENV);
+  }
+
   /**
    * Lets principals of another AWS account, or of an AWS Organization, invoke one function, through
    * the function's resource policy (unqualified: that function only). The caller's own role still
@@ -752,7 +455,7 @@ export class TokenKeeper extends Construct {
     });
   }
 
-  #callable(target: CallableFunction): nodejs.NodejsFunction {
+  #callable(target: CallableFunction): lambda.Function {
     switch (target) {
       case 'GetAccessToken':
         return this.getAccessTokenFunction;
@@ -760,6 +463,8 @@ export class TokenKeeper extends Construct {
         return this.storeTokensFunction;
       case 'Disconnect':
         return this.disconnectFunction;
+      case 'TokenStatus':
+        return this.tokenStatusFunction;
     }
   }
 
@@ -812,42 +517,6 @@ export class TokenKeeper extends Construct {
     return parameterName;
   }
 
-  /** The statements the function roles are built from, each scoped to one resource. */
-  private statements(): Statements {
-    const tokenKey = (actions: string[]) =>
-      new iam.PolicyStatement({
-        actions,
-        resources: [this.tokenKey.keyArn],
-        conditions: {
-          StringEquals: { 'kms:EncryptionContext:purpose': TOKEN_KEY_ENCRYPTION_CONTEXT.purpose },
-        },
-      });
-    const storageKey = (actions: string[]) =>
-      new iam.PolicyStatement({
-        actions,
-        resources: [this.storageKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
-      });
-    return {
-      tableItems: (actions) =>
-        new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }),
-      tokenKeyUse: tokenKey(TOKEN_KEY_ACTIONS),
-      tokenKeySeal: tokenKey(['kms:GenerateDataKey']),
-      tokenKeyDecrypt: tokenKey(['kms:Decrypt']),
-      storageKeyViaDynamoDb: storageKey(STORAGE_KEY_ACTIONS),
-      storageKeyReadViaDynamoDb: storageKey(STORAGE_KEY_READ_ACTIONS),
-      readSecret: new iam.PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [secretArnForPolicy(this.clientCredentialsSecret)],
-      }),
-      putEvents: new iam.PolicyStatement({
-        actions: ['events:PutEvents'],
-        resources: [this.eventBus.eventBusArn],
-        conditions: { StringEquals: { 'events:source': EVENT_SOURCE } },
-      }),
-    };
-  }
-
   private tableStreamArn(): string {
     const arn = this.table.tableStreamArn;
     if (arn === undefined) throw new Error('TokenKeeper: the token table has no stream');
@@ -893,10 +562,10 @@ export class TokenKeeper extends Construct {
   }
 
   /**
-   * Builds one function: its log group, its own role (logs + the given statements), bundling
-   * with the local esbuild, and its alarms.
+   * Builds one function: its log group, its own role (logs + the given statements), its code
+   * (lib/function-defaults.ts: prebuilt in the package, bundled from the sources here), and its alarms.
    */
-  private addFunction(name: string, spec: FunctionSpec): nodejs.NodejsFunction {
+  private addFunction(name: string, spec: FunctionSpec): lambda.Function {
     const logGroup = new logs.LogGroup(this, `${name}Logs`, {
       retention: this.#logRetention,
       removalPolicy: this.#removalPolicy,
@@ -909,9 +578,7 @@ export class TokenKeeper extends Construct {
     for (const statement of spec.statements) {
       role.addToPolicy(statement);
     }
-    const fn = new nodejs.NodejsFunction(this, name, {
-      ...nodeFunctionDefaults(),
-      entry: spec.entry,
+    const fn = nodeFunction(this, name, spec.bundle, {
       description: spec.description,
       memorySize: spec.memorySize,
       timeout: spec.timeout,
@@ -935,208 +602,6 @@ export class TokenKeeper extends Construct {
  */
 const SWEEP_CHAIN_MAX = 12;
 
-/** Settings with their defaults applied. */
-interface ResolvedSettings {
-  readonly serviceName: string;
-  readonly refreshTokenTtl: Duration;
-  readonly maxRotation: Duration;
-  readonly refreshAhead: Duration;
-  readonly idpTimeout: Duration;
-  readonly leaseDuration: Duration;
-  readonly dueShards: number;
-  readonly sweepConcurrency: number;
-  readonly idpRateLimitPerSecond: number;
-  readonly reauthSoon: Duration;
-  readonly idTokenVerification: IdTokenVerificationSettings | undefined;
-  readonly sweepInterval: Duration;
-  readonly sweepReservedConcurrency: number | undefined;
-  readonly sweepMemorySize: number | undefined;
-  readonly sweepBacklogAlarmPeriods: number;
-  readonly logLevel: TokenKeeperLogLevel;
-  readonly resourceLifetimes: Readonly<Record<string, ResourceLifetimeOverrides>>;
-}
-
-function resolveSettings(props: TokenKeeperProps): ResolvedSettings {
-  return {
-    serviceName: props.serviceName ?? 'token-keeper',
-    refreshTokenTtl: props.refreshTokenTtl ?? Duration.days(14),
-    maxRotation: props.maxRotation ?? Duration.days(365),
-    refreshAhead: props.refreshAhead ?? Duration.days(3),
-    idpTimeout: props.idpTimeout ?? Duration.seconds(5),
-    leaseDuration: props.leaseDuration ?? Duration.seconds(30),
-    dueShards: props.dueShards ?? 4,
-    sweepConcurrency: props.sweepConcurrency ?? 8,
-    idpRateLimitPerSecond: props.idpRateLimitPerSecond ?? 20,
-    reauthSoon: props.reauthSoon ?? Duration.days(14),
-    idTokenVerification: props.idTokenVerification,
-    sweepInterval: props.sweepInterval ?? Duration.minutes(15),
-    sweepReservedConcurrency:
-      props.sweepReservedConcurrency === false ? undefined : props.sweepReservedConcurrency,
-    sweepMemorySize: props.sweepMemorySize,
-    sweepBacklogAlarmPeriods: props.sweepBacklogAlarmPeriods ?? 2,
-    logLevel: props.logLevel ?? 'INFO',
-    resourceLifetimes: props.resourceLifetimes ?? {},
-  };
-}
-
-/**
- * Throws at synth when settings break an invariant of docs/architecture.md, so a prop change cannot
- * deploy a service whose lease may expire during an IdP call, or whose tokens expire between sweeps.
- */
-function validateSettings(s: ResolvedSettings, idp: IdentityProviderSettings): void {
-  const fail = (message: string): never => {
-    throw new Error(`TokenKeeper: ${message}`);
-  };
-  const idpMs = s.idpTimeout.toMilliseconds();
-  if (idpMs <= 0) fail('idpTimeout must be positive');
-  if (s.leaseDuration.toMilliseconds() <= idpMs + COMMIT_BUDGET_MS) {
-    fail(
-      `leaseDuration (${s.leaseDuration.toMilliseconds()} ms) must exceed idpTimeout + 10 s (${idpMs + COMMIT_BUDGET_MS} ms): ` +
-        'the lease has to outlive an IdP call plus the commit',
-    );
-  }
-  // functions/config.ts refuses LEASE_SECONDS <= 2 x IDP_TIMEOUT_MS: fail here, not at the first call.
-  if (s.leaseDuration.toMilliseconds() <= 2 * idpMs) {
-    fail('leaseDuration must exceed twice idpTimeout (the functions refuse a shorter lease)');
-  }
-  for (const [name, timeout] of [
-    ['getAccessToken', FUNCTION_TIMEOUTS.getAccessToken],
-    ['refreshSweep', FUNCTION_TIMEOUTS.refreshSweep],
-  ] as const) {
-    if (timeout.toMilliseconds() < idpMs + COMMIT_BUDGET_MS) {
-      fail(`idpTimeout + 10 s must fit in the ${name} timeout (${timeout.toSeconds()} s)`);
-    }
-  }
-  const check = (name: string, value: number, bound: IntegerBound) => {
-    if (!withinBound(value, bound)) fail(boundMessage(name, bound));
-  };
-  const intervalSeconds = s.sweepInterval.toSeconds({ integral: false });
-  const intervalMinutes = intervalSeconds / 60;
-  check('sweepInterval (whole minutes)', intervalMinutes, SETTING_BOUNDS.sweepIntervalMinutes);
-  check('sweepBacklogAlarmPeriods', s.sweepBacklogAlarmPeriods, backlogAlarmPeriodsBound(intervalMinutes));
-  checkLifetimes('defaults', s.refreshTokenTtl, s.refreshAhead, intervalSeconds, fail);
-  for (const [resource, overrides] of Object.entries(s.resourceLifetimes)) {
-    if (resource === '') fail('resourceLifetimes keys must be resource URIs, not empty');
-    checkLifetimes(
-      `resource ${resource}`,
-      overrides.refreshTokenTtl ?? s.refreshTokenTtl,
-      overrides.refreshAhead ?? s.refreshAhead,
-      intervalSeconds,
-      fail,
-    );
-  }
-  // The same bounds as the functions' configuration module (one module), so a deploy cannot fail at start.
-  check('idpTimeout (ms)', idpMs, SETTING_BOUNDS.idpTimeoutMs);
-  check('dueShards', s.dueShards, SETTING_BOUNDS.dueShards);
-  check('sweepConcurrency', s.sweepConcurrency, SETTING_BOUNDS.sweepConcurrency);
-  check('idpRateLimitPerSecond', s.idpRateLimitPerSecond, SETTING_BOUNDS.idpRateLimitPerSecond);
-  const reauthSoonDays = s.reauthSoon.toSeconds({ integral: false }) / 86_400;
-  check('reauthSoon (whole days)', reauthSoonDays, SETTING_BOUNDS.reauthSoonDays);
-  if (s.sweepReservedConcurrency !== undefined) {
-    check('sweepReservedConcurrency', s.sweepReservedConcurrency, SETTING_BOUNDS.sweepReservedConcurrency);
-  }
-  if (s.sweepMemorySize !== undefined) check('sweepMemorySize (MB)', s.sweepMemorySize, SWEEP_MEMORY_BOUND);
-  if (s.idTokenVerification !== undefined) checkIdTokenVerification(s.idTokenVerification, idp, fail);
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(s.serviceName)) {
-    fail('serviceName must be 1-64 characters of letters, digits, ".", "_" or "-"');
-  }
-  const urls = idp.flavor === 'transmit' ? [idp.baseUrl] : [idp.tokenEndpoint, idp.revocationEndpoint];
-  for (const url of urls) {
-    if (url !== undefined && !Token.isUnresolved(url) && !isHttpsUrl(url)) {
-      fail(`the IdP URLs must be https URLs (got "${url}")`);
-    }
-  }
-}
-
-/** The ID-token settings the functions' configuration accepts; the JWKS defaults only for Transmit. */
-function checkIdTokenVerification(
-  v: IdTokenVerificationSettings,
-  idp: IdentityProviderSettings,
-  fail: (message: string) => never,
-): void {
-  if (v.jwksUrl === undefined && idp.flavor !== 'transmit') {
-    fail('idTokenVerification.jwksUrl is required with the oauth2 flavour');
-  }
-  for (const [name, url] of [
-    ['jwksUrl', v.jwksUrl],
-    ['issuer', v.issuer],
-  ] as const) {
-    if (url !== undefined && !Token.isUnresolved(url) && !isHttpsUrl(url)) {
-      fail(`idTokenVerification.${name} must be an https URL (got "${url}")`);
-    }
-  }
-  if (!Token.isUnresolved(v.audience) && v.audience.trim() === '') {
-    fail("idTokenVerification.audience must be the app's client id, not empty");
-  }
-}
-
-/** Refresh-ahead must leave the token alive at rotation time and span at least two sweeps. */
-function checkLifetimes(
-  what: string,
-  refreshTokenTtl: Duration,
-  refreshAhead: Duration,
-  sweepIntervalSeconds: number,
-  fail: (message: string) => never,
-): void {
-  if (refreshAhead.toSeconds() >= refreshTokenTtl.toSeconds()) {
-    fail(`${what}: refreshAhead must be shorter than refreshTokenTtl`);
-  }
-  if (refreshAhead.toSeconds() < 2 * sweepIntervalSeconds) {
-    fail(`${what}: refreshAhead must be at least two sweep intervals, so every due token is seen twice`);
-  }
-}
-
-function isHttpsUrl(value: string): boolean {
-  try {
-    return new URL(value).protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
-
-function identityProviderEnv(idp: IdentityProviderSettings): Record<string, string> {
-  if (idp.flavor === 'transmit') {
-    return { IDP_FLAVOR: 'transmit', TRANSMIT_BASE_URL: idp.baseUrl };
-  }
-  return {
-    IDP_FLAVOR: 'oauth2',
-    OAUTH2_TOKEN_ENDPOINT: idp.tokenEndpoint,
-    OAUTH2_CLIENT_AUTH: idp.clientAuth ?? 'client_secret_basic',
-    ...(idp.revocationEndpoint ? { OAUTH2_REVOCATION_ENDPOINT: idp.revocationEndpoint } : {}),
-  };
-}
-
-/** storeTokens' ID-token settings: none unless verification is configured (the issuer cannot be guessed). */
-function idTokenEnv(
-  v: IdTokenVerificationSettings | undefined,
-  idp: IdentityProviderSettings,
-): Record<string, string> {
-  if (v === undefined) return {};
-  const jwksUrl =
-    v.jwksUrl ?? (idp.flavor === 'transmit' ? `${idp.baseUrl.replace(/\/+$/, '')}/cis/oidc/jwks` : '');
-  return {
-    ID_TOKEN_VERIFICATION: 'on',
-    ID_TOKEN_JWKS_URL: jwksUrl,
-    ID_TOKEN_ISSUER: v.issuer,
-    ID_TOKEN_AUDIENCE: v.audience,
-  };
-}
-
-/** The RESOURCE_LIFETIMES value: resource URI -> lifetimes in seconds, only those set. */
-function resourceLifetimesJson(
-  overrides: Readonly<Record<string, ResourceLifetimeOverrides>>,
-): Record<string, Record<string, number>> {
-  const result: Record<string, Record<string, number>> = {};
-  for (const [resource, o] of Object.entries(overrides)) {
-    result[resource] = {
-      ...(o.refreshTokenTtl ? { refreshTokenTtlSeconds: o.refreshTokenTtl.toSeconds() } : {}),
-      ...(o.maxRotation ? { maxRotationSeconds: o.maxRotation.toSeconds() } : {}),
-      ...(o.refreshAhead ? { refreshAheadSeconds: o.refreshAhead.toSeconds() } : {}),
-    };
-  }
-  return result;
-}
-
 function attribute(key: { readonly name: string; readonly type: 'S' | 'N' }): dynamodb.Attribute {
   return {
     name: key.name,
@@ -1144,33 +609,7 @@ function attribute(key: { readonly name: string; readonly type: 'S' | 'N' }): dy
   };
 }
 
-/** A secret imported by name has a partial ARN; IAM needs the 6-character suffix matched. */
-function secretArnForPolicy(secret: secretsmanager.ISecret): string {
-  return secret.secretFullArn ?? `${secret.secretArn}-??????`;
-}
-
-/** The functions a caller may be granted. */
-export type CallableFunction = 'GetAccessToken' | 'StoreTokens' | 'Disconnect';
-
 /** The stack a grantee belongs to, when it is a construct. */
 function stackOf(value: unknown): Stack | undefined {
   return Construct.isConstruct(value) ? Stack.of(value) : undefined;
-}
-
-/** `IDP_DEAD_TOKEN_CODES` from the prop; throws at synth on a code the functions would refuse. */
-function deadTokenCodes(codes: readonly string[]): string {
-  for (const code of codes) {
-    if (!/^[a-z_]{1,64}$/.test(code)) {
-      throw new Error(`idpDeadTokenCodes: "${code}" is not an OAuth error code (lower case and underscores)`);
-    }
-  }
-  return [...new Set(['invalid_grant', ...codes])].join(',');
-}
-
-/** `REJECTION_BREAKER_THRESHOLD` from the prop; throws at synth outside 1..1,000,000. */
-function breakerThreshold(threshold: number): number {
-  if (!Number.isInteger(threshold) || threshold < 1 || threshold > 1_000_000) {
-    throw new Error('rejectionBreakerThreshold must be an integer between 1 and 1000000');
-  }
-  return threshold;
 }

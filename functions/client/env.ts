@@ -11,3 +11,6 @@ export const STORE_TOKENS_FUNCTION_ENV = 'TOKEN_KEEPER_STORE_TOKENS_FUNCTION';
 
 /** Set by `grantTokenStatus`: the name of the tokenStatus function. */
 export const TOKEN_STATUS_FUNCTION_ENV = 'TOKEN_KEEPER_TOKEN_STATUS_FUNCTION';
+
+/** Set by `grantDisconnect`: the name of the disconnect function. */
+export const DISCONNECT_FUNCTION_ENV = 'TOKEN_KEEPER_DISCONNECT_FUNCTION';

@@ -1,7 +1,7 @@
 import { publishSafely } from './events';
+import { logKey } from './log-fields';
 import type { RecordKey, RecordStatus } from './model';
 import type { AppEvent, EventPublisher, Logger, Metrics } from './ports';
-import { logKey } from './rotation';
 
 /** A record that DynamoDB deleted, as far as the watch needs to know it (never its tokens). */
 export interface RemovedRecord {

@@ -41,11 +41,6 @@ export class IdpRateLimiter {
     this.refilledAtMs = clock.nowMs();
   }
 
-  /** The current rate (requests per second). */
-  get currentRate(): number {
-    return this.rate;
-  }
-
   /** Waits for a slot, or returns undefined when none comes within `maxWaitMs`. */
   async acquire(maxWaitMs: number): Promise<Release | undefined> {
     const deadlineMs = this.clock.nowMs() + maxWaitMs;

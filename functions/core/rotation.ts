@@ -521,5 +521,3 @@ function transientReason(error: IdpTransientError): string {
   if (error.status !== undefined) return `http_${error.status}`;
   return 'network';
 }
-
-export { errorName, logKey } from './log-fields';

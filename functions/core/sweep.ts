@@ -1,8 +1,9 @@
 import { reauthSoonAt } from './lifetimes';
+import { errorName, logKey } from './log-fields';
 import type { Clock, DueEntry } from './ports';
 import { IdpRateLimiter } from './rate-limiter';
 import { Reindex, type ReindexSettings } from './reindex';
-import { type Budget, errorName, logKey, Rotation, type RotationDeps } from './rotation';
+import { type Budget, Rotation, type RotationDeps } from './rotation';
 
 /** What one sweep did. `backlog` counts due records it found but had no time to process. */
 export interface SweepSummary {

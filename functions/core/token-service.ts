@@ -8,9 +8,10 @@ import {
 } from './errors';
 import { publishSafely } from './events';
 import { nextDueAt, reauthSoonAt, refreshExpiry, shardOf } from './lifetimes';
+import { errorName, logKey } from './log-fields';
 import type { RecordKey, TokenRecord } from './model';
 import type { RecordView, TerminationOutcome } from './ports';
-import { type Budget, errorName, logKey, Rotation, type RotationDeps } from './rotation';
+import { type Budget, Rotation, type RotationDeps } from './rotation';
 import type { Secret } from './secret';
 import type { GetAccessTokenInput, StoreTokensInput } from './validation';
 

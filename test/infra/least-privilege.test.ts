@@ -19,7 +19,14 @@ import {
 
 type Built = ReturnType<typeof synthStack>;
 
-const FUNCTIONS = ['storeTokens', 'getAccessToken', 'refreshSweep', 'disconnect', 'expiryStream'] as const;
+const FUNCTIONS = [
+  'storeTokens',
+  'getAccessToken',
+  'refreshSweep',
+  'disconnect',
+  'expiryStream',
+  'tokenStatus',
+] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 const IMPORTED_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:tk/client-AbCdEf';
@@ -31,6 +38,7 @@ let granted: {
   reader: lambda.Function;
   backend: lambda.Function;
   offboarding: lambda.Function;
+  statusPage: lambda.Function;
   role: iam.Role;
 };
 /** A construct with an imported secret (its own key) and a bus of the app's. */
@@ -67,6 +75,7 @@ beforeAll(() => {
       reader: inline('Reader'),
       backend: inline('AuthBackend'),
       offboarding: inline('Offboarding'),
+      statusPage: inline('StatusPage'),
       role: new iam.Role(stack, 'TaskRole', {
         assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       }),
@@ -74,6 +83,7 @@ beforeAll(() => {
     stack.tokenKeeper.grantGetAccessToken(granted.reader);
     stack.tokenKeeper.grantStoreTokens(granted.backend);
     stack.tokenKeeper.grantDisconnect(granted.offboarding);
+    stack.tokenKeeper.grantTokenStatus(granted.statusPage);
     stack.tokenKeeper.grantGetAccessToken(granted.role);
   });
 
@@ -206,10 +216,13 @@ describe('Least privilege (issue 5)', () => {
             },
             { effect: 'Allow', actions: ['dynamodb:ListStreams'], resources: ['*'] },
           ];
+        case 'tokenStatus':
+          // It reads one record by projection and decrypts nothing: no token key, no secret, no bus.
+          return [logs, table('dynamodb:GetItem'), storageKey('kms:Decrypt', 'kms:DescribeKey')];
       }
     }
 
-    it('gives each of the five functions a role of its own, trusted by Lambda only, with no managed policy', () => {
+    it('gives each of the six functions a role of its own, trusted by Lambda only, with no managed policy', () => {
       const roles = FUNCTIONS.map((name) => roleIdOf(built.stack, fnOf(built.stack.tokenKeeper, name)));
       expect(new Set(roles).size).toBe(FUNCTIONS.length);
       for (const role of roles) {
@@ -312,6 +325,10 @@ describe('Least privilege (issue 5)', () => {
           'sqs:SendMessage',
         ],
       ],
+      [
+        'tokenStatus',
+        ['dynamodb:GetItem', 'kms:Decrypt', 'kms:DescribeKey', 'logs:CreateLogStream', 'logs:PutLogEvents'],
+      ],
     ] as const)('lists the exact action set of %s', (name, actions) => {
       const fn = fnOf(built.stack.tokenKeeper, name);
       expect(roleActions(built.template, roleIdOf(built.stack, fn))).toEqual(actions);
@@ -410,7 +427,7 @@ describe('Least privilege (issue 5)', () => {
       }
     });
 
-    it('gives the token key to the four functions that seal or open tokens, never to expiryStream or a caller', () => {
+    it('gives the token key to the four functions that seal or open tokens, never to expiryStream, tokenStatus or a caller', () => {
       const tk = built.stack.tokenKeeper;
       const byRole = Object.fromEntries(
         tokenKeyGrants().map(({ roleId, statement }) => [roleId, statement.actions] as const),
@@ -461,7 +478,7 @@ describe('Least privilege (issue 5)', () => {
       const invokers = everyGrant(built.template)
         .filter(({ statement }) => statement.actions.some((a) => a.startsWith('lambda:')))
         .map(({ roleId, statement }) => [roleId, statement.actions, statement.resources] as const);
-      expect(invokers).toHaveLength(6);
+      expect(invokers).toHaveLength(7);
       expect(invokers).toEqual(
         expect.arrayContaining([
           [
@@ -474,6 +491,11 @@ describe('Least privilege (issue 5)', () => {
             roleIdOf(built.stack, granted.offboarding),
             ['lambda:InvokeFunction'],
             [arn(tk.disconnectFunction)],
+          ],
+          [
+            roleIdOf(built.stack, granted.statusPage),
+            ['lambda:InvokeFunction'],
+            [arn(tk.tokenStatusFunction)],
           ],
           [
             roleLogicalId(built.stack, granted.role),

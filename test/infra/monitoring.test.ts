@@ -249,6 +249,7 @@ describe('Class: TokenKeeperMonitoring', () => {
       ['RefreshSweep', 'refreshSweepFunction', 240_000],
       ['Disconnect', 'disconnectFunction', 24_000],
       ['ExpiryStream', 'expiryStreamFunction', 48_000],
+      ['TokenStatus', 'tokenStatusFunction', 8_000],
     ] as const;
     const lambdaAlarm = (fn: lambda.IFunction, metricName: string) => ({
       Namespace: 'AWS/Lambda',
@@ -305,10 +306,10 @@ describe('Class: TokenKeeperMonitoring', () => {
   });
 
   describe('Resource: alarm set', () => {
-    it('has 27 alarms (7 critical), each with a description, one severity and its actions on ALARM and OK', () => {
-      // critical: 6 service + SweepDeadLetters; warning: 6 service + 3 queue/stream + 2 per function x 5 + 2 errors
+    it('has 29 alarms (7 critical), each with a description, one severity and its actions on ALARM and OK', () => {
+      // critical: 6 service + SweepDeadLetters; warning: 6 service + 3 queue/stream + 2 per function x 6 + 2 errors
       const alarms = Object.values(built.template.findResources('AWS::CloudWatch::Alarm'));
-      expect(alarms).toHaveLength(27);
+      expect(alarms).toHaveLength(29);
       const critical = alarms.filter((alarm) =>
         String(alarm.Properties.AlarmDescription).startsWith('[critical]'),
       );
@@ -331,7 +332,7 @@ describe('Class: TokenKeeperMonitoring', () => {
         expect(alarm.Properties.OKActions).toEqual([ref]);
         expect(String(alarm.Properties.AlarmDescription).length).toBeGreaterThan(60);
       }
-      expect(built.stack.tokenKeeper.monitoring.alarms).toHaveLength(27);
+      expect(built.stack.tokenKeeper.monitoring.alarms).toHaveLength(29);
     });
 
     it('names each alarm after the stack, the service and what it watches', () => {
@@ -469,6 +470,7 @@ describe('Class: TokenKeeperMonitoring', () => {
         'RefreshSweep: invocations',
         'Disconnect: invocations',
         'ExpiryStream: duration',
+        'TokenStatus: invocations',
         'TokensStored',
         'ReauthSoon',
         'RotationRecovered',

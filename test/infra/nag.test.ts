@@ -38,7 +38,7 @@ const CONTEXT = {
 /** Marks the handler's result in the child's output, after its log lines. */
 const RESULT = '@@RESULT@@ ';
 
-/** Bundling six functions with esbuild takes a while on a loaded two-core machine. */
+/** Bundling seven functions with esbuild takes a while on a loaded two-core machine. */
 const SYNTH_TIMEOUT_MS = 240_000;
 
 interface SynthTemplate {
@@ -150,14 +150,19 @@ describe('Classes: AwsSolutionsChecks and ServerlessChecks (over the token-keepe
   describe('Method: synth (with the plugin bin/app.ts registers)', () => {
     it('synthesizes the app, bundling every function', () => {
       const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-      expect(functions).toHaveLength(6);
+      expect(functions).toHaveLength(7);
       const bundles = readdirSync(outdir).filter((dir) => existsSync(join(outdir, dir, 'index.mjs')));
-      expect(bundles).toHaveLength(6);
+      expect(bundles).toHaveLength(7);
     });
   });
 
   describe('Method: handler (of a bundled function, with the environment the template gives it)', () => {
-    it.each(['storeTokensFunction', 'getAccessTokenFunction', 'disconnectFunction'] as const)(
+    it.each([
+      'storeTokensFunction',
+      'getAccessTokenFunction',
+      'disconnectFunction',
+      'tokenStatusFunction',
+    ] as const)(
       'starts %s and keeps error class names through minification (callers map errorType)',
       (field) => {
         // Act: an invalid event fails validation, after the configuration loaded, before any AWS call
@@ -199,7 +204,14 @@ describe('Classes: AwsSolutionsChecks and ServerlessChecks (over the token-keepe
   describe('Acknowledgements', () => {
     it('acknowledges only the findings the design accepts, on the resources they concern', () => {
       const tk = 'TokenKeeper/TokenKeeper';
-      const functions = ['StoreTokens', 'GetAccessToken', 'Disconnect', 'RefreshSweep', 'ExpiryStream'];
+      const functions = [
+        'StoreTokens',
+        'GetAccessToken',
+        'Disconnect',
+        'RefreshSweep',
+        'ExpiryStream',
+        'TokenStatus',
+      ];
       const queues = ['SweepDeadLetterQueue', 'SweepFailureQueue', 'ExpiryStreamFailureQueue'];
       const byPath = (a: { path: string; id: string }, b: { path: string; id: string }) =>
         a.path.localeCompare(b.path) || a.id.localeCompare(b.id);

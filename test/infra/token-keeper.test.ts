@@ -5,7 +5,9 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_SOURCE as PUBLISHED_EVENT_SOURCE } from '../../functions/shared-facts';
-import { EVENT_SOURCE, TokenKeeper, type TokenKeeperProps } from '../../lib/token-keeper';
+import { TokenKeeper } from '../../lib/token-keeper';
+import { EVENT_SOURCE } from '../../lib/token-keeper-permissions';
+import type { TokenKeeperProps } from '../../lib/token-keeper-props';
 import type { TokenKeeperStack } from '../../lib/token-keeper-stack';
 import { BASE_PROPS, synthStack, testApp } from './support/app';
 import { roleActions, roleLogicalId, roleStatements } from './support/policies';
@@ -19,6 +21,7 @@ interface Callers {
   caller: lambda.Function;
   authBackend: lambda.Function;
   offboarding: lambda.Function;
+  statusPage: lambda.Function;
   bareRole: iam.Role;
 }
 
@@ -50,6 +53,7 @@ beforeAll(() => {
       caller: inline('Caller'),
       authBackend: inline('AuthBackend'),
       offboarding: inline('Offboarding'),
+      statusPage: inline('StatusPage'),
       bareRole: new iam.Role(stack, 'BareRole', {
         assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       }),
@@ -58,6 +62,7 @@ beforeAll(() => {
     stack.tokenKeeper.grantStoreTokens(callers.authBackend);
     stack.tokenKeeper.grantGetAccessToken(callers.bareRole);
     stack.tokenKeeper.grantDisconnect(callers.offboarding);
+    stack.tokenKeeper.grantTokenStatus(callers.statusPage);
   });
   custom = synthStack({
     identityProvider: {
@@ -218,6 +223,7 @@ describe('Class: TokenKeeper', () => {
       ['refreshSweep', 'refreshSweepFunction', 300, 512],
       ['disconnect', 'disconnectFunction', 30, 256],
       ['expiryStream', 'expiryStreamFunction', 60, 256],
+      ['tokenStatus', 'tokenStatusFunction', 10, 256],
     ] as const;
 
     it.each(cases)(
@@ -246,13 +252,14 @@ describe('Class: TokenKeeper', () => {
           tk.refreshSweepFunction,
           tk.disconnectFunction,
           tk.expiryStreamFunction,
+          tk.tokenStatusFunction,
         ].map((fn) => {
           const group = groups[logicalId(built.stack, fn.logGroup)];
           return [group?.Properties.RetentionInDays, group?.DeletionPolicy];
         });
       };
-      expect(retentionOf(base)).toEqual(Array(5).fill([90, 'Retain']));
-      expect(retentionOf(custom)).toEqual(Array(5).fill([30, 'Delete']));
+      expect(retentionOf(base)).toEqual(Array(6).fill([90, 'Retain']));
+      expect(retentionOf(custom)).toEqual(Array(6).fill([30, 'Delete']));
     });
 
     it('gives storeTokens the table, key, lifetimes and re-auth notice but no IdP settings and no bus', () => {
@@ -309,6 +316,18 @@ describe('Class: TokenKeeper', () => {
         LOG_LEVEL: 'INFO',
         NODE_OPTIONS: '--enable-source-maps',
         EVENT_BUS_NAME: 'default',
+      });
+    });
+
+    it('gives tokenStatus what its configuration requires and nothing else: no lifetimes, IdP, secret or bus', () => {
+      const tk = base.stack.tokenKeeper;
+      expect(envOf(base, tk.tokenStatusFunction)).toEqual({
+        TOKEN_TABLE_NAME: base.stack.resolve(tk.table.tableName),
+        TOKEN_KEY_ARN: base.stack.resolve(tk.tokenKey.keyArn),
+        METRICS_NAMESPACE: 'TokenKeeper',
+        POWERTOOLS_SERVICE_NAME: 'token-keeper',
+        LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
       });
     });
 
@@ -616,6 +635,22 @@ describe('Class: TokenKeeper', () => {
       ]);
       expect(envOf(base, callers.offboarding)).toEqual({
         TOKEN_KEEPER_DISCONNECT_FUNCTION: base.stack.resolve(tk.disconnectFunction.functionName),
+      });
+    });
+  });
+
+  describe('Method: grantTokenStatus', () => {
+    it('grants invoke on exactly the tokenStatus function and sets its name in the environment', () => {
+      const tk = base.stack.tokenKeeper;
+      expect(roleStatements(base.template, roleLogicalId(base.stack, callers.statusPage.role!))).toEqual([
+        {
+          effect: 'Allow',
+          actions: ['lambda:InvokeFunction'],
+          resources: [base.stack.resolve(tk.tokenStatusFunction.functionArn)],
+        },
+      ]);
+      expect(envOf(base, callers.statusPage)).toEqual({
+        TOKEN_KEEPER_TOKEN_STATUS_FUNCTION: base.stack.resolve(tk.tokenStatusFunction.functionName),
       });
     });
   });

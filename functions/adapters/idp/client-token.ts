@@ -3,6 +3,7 @@ import type { Clock } from '../../core/ports';
 import { Secret } from '../../core/secret';
 import { CachedValue } from '../cached-value';
 import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
+import { systemClock } from '../system-clock';
 import {
   classifyFailure,
   endpointUrl,
@@ -13,7 +14,6 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
-  systemClock,
 } from './http';
 
 /** Options of {@link ClientTokenProvider}. */

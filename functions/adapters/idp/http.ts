@@ -66,9 +66,6 @@ export interface FailurePolicy {
   readonly deadTokenCodes: ReadonlySet<string>;
 }
 
-/** The system clock. */
-export { systemClock } from '../system-clock';
-
 /**
  * Sends one POST. A failure before any answer becomes IdpTransientError (`notConsumed` only when
  * the connection was refused, so nothing was sent). Once a status line arrived the answer is

@@ -11,7 +11,8 @@ import type { IdTokenConfig } from '../../config';
 import { ConfigurationError, RefreshUnavailableError, ValidationError } from '../../core/errors';
 import type { Clock, IdTokenVerifier } from '../../core/ports';
 import type { Secret } from '../../core/secret';
-import { endpointUrl, type FetchFn, readCapped, systemClock } from './http';
+import { systemClock } from '../system-clock';
+import { endpointUrl, type FetchFn, readCapped } from './http';
 
 /** Options of {@link JwksIdTokenVerifier}. */
 export interface JwksIdTokenVerifierOptions {

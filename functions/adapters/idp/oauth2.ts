@@ -3,6 +3,7 @@ import type { RefreshAnswer } from '../../core/model';
 import type { Clock, IdentityProvider } from '../../core/ports';
 import type { Secret } from '../../core/secret';
 import type { ClientCredentials, ClientCredentialsSource } from '../credentials/client-credentials';
+import { systemClock } from '../system-clock';
 import {
   classifyFailure,
   DEFAULT_DEAD_TOKEN_CODES,
@@ -15,7 +16,6 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
-  systemClock,
 } from './http';
 import { parseRefreshAnswer } from './token-response';
 

@@ -3,6 +3,7 @@ import type { RefreshAnswer } from '../../core/model';
 import type { Clock, IdentityProvider } from '../../core/ports';
 import type { Secret } from '../../core/secret';
 import type { ClientCredentialsSource } from '../credentials/client-credentials';
+import { systemClock } from '../system-clock';
 import { ClientTokenProvider } from './client-token';
 import {
   classifyFailure,
@@ -13,7 +14,6 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
-  systemClock,
 } from './http';
 import { parseRefreshAnswer } from './token-response';
 
