@@ -462,12 +462,7 @@ export class TokenKeeperMonitoring extends Construct {
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*`,
-          },
-        },
+        conditions: alarmsOfThisAccount(stack),
       }),
     );
     return key;
@@ -488,12 +483,7 @@ export class TokenKeeperMonitoring extends Construct {
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*`,
-          },
-        },
+        conditions: alarmsOfThisAccount(stack),
       }),
     );
     if (alarmEmail !== undefined && alarmEmail !== '') {
@@ -570,4 +560,14 @@ export class TokenKeeperMonitoring extends Construct {
   #alarmName(id: string): string {
     return `${Stack.of(this).stackName}-${this.#serviceName}-${id}`;
   }
+}
+
+/** The condition that limits a grant to CloudWatch acting for this account's alarms. */
+function alarmsOfThisAccount(stack: Stack): Record<string, Record<string, string>> {
+  return {
+    StringEquals: { 'aws:SourceAccount': stack.account },
+    ArnLike: {
+      'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*`,
+    },
+  };
 }
