@@ -1,4 +1,4 @@
-import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type DynamoDBClientConfig, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -8,6 +8,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsCallLimits } from '../../config';
 import {
   ConfigurationError,
@@ -134,6 +135,8 @@ const decoder = new TextDecoder();
 
 /** TokenStore on DynamoDB: fenced writes, a lease by conditional update, the sparse due index. */
 export class DynamoDbTokenStore implements TokenStore {
+  /** The low-level client, for the warm path's read (no document-client layer on the hot path). */
+  private readonly client: DynamoDBClient;
   private readonly documents: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly cipher: TokenCipher;
@@ -145,6 +148,7 @@ export class DynamoDbTokenStore implements TokenStore {
     this.dueShards = options.dueShards ?? 1;
     const client =
       options.client ?? new DynamoDBClient({ ...awsClientConfig(options.limits), ...options.clientConfig });
+    this.client = client;
     this.documents = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
@@ -153,13 +157,20 @@ export class DynamoDbTokenStore implements TokenStore {
   }
 
   async get(key: RecordKey): Promise<TokenRecord | undefined> {
+    // Every getAccessToken reads here: the low-level client with the key in wire form and one
+    // unmarshall of the answer, which saves the document client's command layer on each call.
+    const { pk, sk } = itemKey(key);
     const result = await this.send(() =>
-      this.documents.send(
-        new GetCommand({ TableName: this.tableName, Key: itemKey(key), ConsistentRead: true }),
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: pk }, sk: { S: sk } },
+          ConsistentRead: true,
+        }),
       ),
     );
     if (!result.Item) return undefined;
-    return this.fromItem(result.Item as TokenItem);
+    return this.fromItem(unmarshall(result.Item) as TokenItem);
   }
 
   async currentVersion(key: RecordKey): Promise<number | undefined> {

@@ -1,3 +1,4 @@
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { ValidationError } from '../../core/errors';
 import type { RemovedRecord } from '../../core/expiry-watch';
 import { RESOURCE_KEY_PREFIX, TTL_PRINCIPAL, USER_KEY_PREFIX } from '../../shared-facts';
@@ -20,11 +21,18 @@ export function removedRecords(event: unknown): RemovedRecord[] {
     if (!isObject(record) || record.eventName !== 'REMOVE') continue;
     const image = isObject(record.dynamodb) ? record.dynamodb.OldImage : undefined;
     if (!isObject(image)) continue;
-    const pk = attribute(image, 'pk', 'S');
-    const sk = attribute(image, 'sk', 'S');
-    const status = attribute(image, 'status', 'S');
-    const refreshExpiresAt = Number(attribute(image, 'refreshExpiresAt', 'N'));
-    const rotationDeadline = Number(attribute(image, 'rotationDeadline', 'N'));
+    let fields: Json;
+    try {
+      // Only plain attributes are read below; the sealed token material stays an opaque string.
+      fields = unmarshall(image as Parameters<typeof unmarshall>[0]);
+    } catch {
+      continue; // not a DynamoDB image
+    }
+    const pk = typeof fields.pk === 'string' ? fields.pk : undefined;
+    const sk = typeof fields.sk === 'string' ? fields.sk : undefined;
+    const status = fields.status;
+    const refreshExpiresAt = fields.refreshExpiresAt;
+    const rotationDeadline = fields.rotationDeadline;
     if (
       !pk?.startsWith(USER_KEY_PREFIX) ||
       !sk?.startsWith(RESOURCE_KEY_PREFIX) ||
@@ -32,7 +40,8 @@ export function removedRecords(event: unknown): RemovedRecord[] {
     ) {
       continue;
     }
-    if (!Number.isFinite(refreshExpiresAt) || !Number.isFinite(rotationDeadline)) continue;
+    if (typeof refreshExpiresAt !== 'number' || !Number.isFinite(refreshExpiresAt)) continue;
+    if (typeof rotationDeadline !== 'number' || !Number.isFinite(rotationDeadline)) continue;
     const identity = isObject(record.userIdentity) ? record.userIdentity : {};
     removed.push({
       key: keyOf(pk, sk),
@@ -47,12 +56,4 @@ export function removedRecords(event: unknown): RemovedRecord[] {
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A string-typed AttributeValue (`{ S: "..." }` or `{ N: "..." }`), or undefined. */
-function attribute(image: Json, name: string, type: 'S' | 'N'): string | undefined {
-  const value = Object.hasOwn(image, name) ? image[name] : undefined;
-  if (!isObject(value)) return undefined;
-  const inner = value[type];
-  return typeof inner === 'string' ? inner : undefined;
 }
