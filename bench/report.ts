@@ -328,7 +328,7 @@ function latencySection(r: BenchResults): string[] {
           fmt(l.documentGetCpuMs - l.getItemCpuMs, 3),
         ],
         [
-          "the store's get: document client, AES-GCM open, record mapping",
+          "the store's get: low-level GetItem, unmarshall, AES-GCM open, record mapping",
           fmt(l.storeGetCpuMs, 3),
           fmt(l.storeGetCpuMs - l.getItemCpuMs, 3),
         ],
