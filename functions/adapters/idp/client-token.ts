@@ -14,6 +14,7 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
+  sendRenewingClientOnce,
 } from './http';
 
 /** Options of {@link ClientTokenProvider}. */
@@ -85,18 +86,19 @@ export class ClientTokenProvider {
   }
 
   async #fetchToken(signal: AbortSignal): Promise<{ token: Secret; expiresInS: number }> {
-    let answer = await this.#request(await this.#credentials.get(), signal);
+    // The secret may have been rotated since it was cached: a refused client re-reads it, once.
+    const answer = await sendRenewingClientOnce(
+      () => this.#credentials.get(),
+      (credentials) => this.#request(credentials, signal),
+      isClientRejected,
+      () => this.#credentials.invalidate(),
+    );
     if (isClientRejected(answer)) {
-      // The secret may have been rotated since we cached it: read it again, once.
-      this.#credentials.invalidate();
-      answer = await this.#request(await this.#credentials.get(), signal);
-      if (isClientRejected(answer)) {
-        throw new IdpConfigurationError(
-          `client credentials rejected by the IdP (${detail(answer)})`,
-          answer.status,
-          errorCode(answer.json),
-        );
-      }
+      throw new IdpConfigurationError(
+        `client credentials rejected by the IdP (${detail(answer)})`,
+        answer.status,
+        errorCode(answer.json),
+      );
     }
     if (isSuccess(answer.status)) {
       const parsed = parseClientToken(answer.json);

@@ -175,6 +175,26 @@ export function errorCode(json: HttpAnswer['json']): string | undefined {
   return undefined;
 }
 
+/**
+ * Sends a request as the app's client and, when the IdP refuses the client itself (checked before
+ * a grant is processed, so nothing the request carried was consumed), renews what identified the
+ * client (credentials re-read, a fresh client token) and sends it once more. What a second refusal
+ * means is the caller's to say. `credential(retry)` gives what to send with; `renew` drops the one
+ * that was refused.
+ */
+export async function sendRenewingClientOnce<C>(
+  credential: (retry: boolean) => Promise<C>,
+  send: (credential: C) => Promise<HttpAnswer>,
+  refused: (answer: HttpAnswer) => boolean,
+  renew: (refusedCredential: C) => void,
+): Promise<HttpAnswer> {
+  const first = await credential(false);
+  const answer = await send(first);
+  if (!refused(answer)) return answer;
+  renew(first);
+  return send(await credential(true));
+}
+
 /** True for a 2xx: the IdP processed the request (a refresh consumed the token). */
 export function isSuccess(status: number): boolean {
   return status >= 200 && status < 300;

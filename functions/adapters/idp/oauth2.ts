@@ -16,6 +16,7 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
+  sendRenewingClientOnce,
 } from './http';
 import { parseRefreshAnswer } from './token-response';
 
@@ -124,11 +125,14 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     what: string,
   ): Promise<HttpAnswer> {
     const signal = AbortSignal.timeout(timeoutMs);
-    let answer = await this.#send(url, fields, await this.#credentials.get(), signal, what);
-    if (!isClientRejected(answer, this.#refreshPolicy.deadTokenCodes)) return answer;
-    this.#credentials.invalidate();
-    answer = await this.#send(url, fields, await this.#credentials.get(), signal, what);
-    if (!isClientRejected(answer, this.#refreshPolicy.deadTokenCodes)) return answer;
+    const refused = (answer: HttpAnswer) => isClientRejected(answer, this.#refreshPolicy.deadTokenCodes);
+    const answer = await sendRenewingClientOnce(
+      () => this.#credentials.get(),
+      (credentials) => this.#send(url, fields, credentials, signal, what),
+      refused,
+      () => this.#credentials.invalidate(),
+    );
+    if (!refused(answer)) return answer;
     const code = errorCode(answer.json);
     throw new IdpConfigurationError(
       `${what}: client credentials rejected by the IdP (HTTP ${answer.status}${code ? `, ${code}` : ''})`,

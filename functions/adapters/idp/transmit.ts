@@ -14,6 +14,7 @@ import {
   type HttpAnswer,
   isSuccess,
   post,
+  sendRenewingClientOnce,
 } from './http';
 import { parseRefreshAnswer } from './token-response';
 
@@ -128,11 +129,12 @@ export class TransmitIdentityProvider implements IdentityProvider, SessionLogout
         signal,
         what,
       );
-    const firstToken = await this.#clientToken(signal, true);
-    const answer = await send(firstToken);
-    if (answer.status !== 401) return answer;
-    this.#clientTokens.invalidate(firstToken);
-    return send(await this.#clientToken(signal, false));
+    return sendRenewingClientOnce(
+      (retry) => this.#clientToken(signal, !retry),
+      send,
+      (answer) => answer.status === 401,
+      (refused) => this.#clientTokens.invalidate(refused),
+    );
   }
 
   /**
