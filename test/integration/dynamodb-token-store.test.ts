@@ -12,7 +12,6 @@ import {
 import {
   DeleteCommand,
   DynamoDBDocumentClient,
-  GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
@@ -845,18 +844,20 @@ describe('Class: DynamoDbTokenStore (mocked SDK)', () => {
     it.each(throttles)(
       'throws StoreUnavailableError (retryable, SDK error as cause) on %s',
       async (_n, make) => {
-        // Prepare
+        // Prepare: the warm read goes through the low-level client itself, not the document client.
         const sdkError = make();
-        documents.on(GetCommand).rejects(sdkError);
+        const raw = mockClient(unreachable);
+        raw.on(GetItemCommand).rejects(sdkError);
 
         // Act
         const error = await caught(mockedStore().get(alice));
+        raw.restore();
 
         // Assess
         expect(error).toBeInstanceOf(StoreUnavailableError);
         expect((error as StoreUnavailableError).retryable).toBe(true);
         expect(error.cause).toBe(sdkError);
-        expect(documents.commandCalls(GetCommand)).toHaveLength(1);
+        expect(raw.commandCalls(GetItemCommand)).toHaveLength(1);
       },
     );
   });
