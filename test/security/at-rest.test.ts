@@ -188,13 +188,19 @@ describe('Ciphertext bound to its record (handlers on DynamoDB Local and the Tra
       const servedBefore = served();
 
       // Act
-      const cached = handlers.get({ ...victim });
-      const forcedRefresh = handlers.get({ ...victim, minValiditySeconds: 7200 });
+      // Both at once, each observed from the start (a rejection must not wait unhandled).
+      const [cached, forcedRefresh] = await Promise.allSettled([
+        handlers.get({ ...victim }),
+        handlers.get({ ...victim, minValiditySeconds: 7200 }),
+      ]);
 
       // Assess: neither alice's token nor the victim's own is handed out, and no refresh token was
       // presented (a refresh would have spent alice's token on the victim's behalf).
-      await expectCorrupted(cached);
-      await expectCorrupted(forcedRefresh);
+      for (const outcome of [cached, forcedRefresh]) {
+        await expectCorrupted(
+          outcome.status === 'rejected' ? Promise.reject(outcome.reason) : Promise.resolve(),
+        );
+      }
       expect(served()).toBe(servedBefore);
       expect(h.transmit.refreshLog).toHaveLength(0);
       expect(h.transmit.timesPresented(alice.refresh_token)).toBe(0);
