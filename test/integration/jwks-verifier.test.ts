@@ -251,13 +251,13 @@ describe('Class: JwksIdTokenVerifier', () => {
       const included = rs256(claims({ aud: ['api://other', CLIENT_ID] }));
       const excluded = rs256(claims({ aud: ['api://other', 'api://third'] }));
 
-      // Act
-      const pass = subject.verify(new Secret(included), USER);
-      const fail = subject.verify(new Secret(excluded), USER);
-
-      // Assess
-      await expect(pass).resolves.toBeUndefined();
-      await expectInvalid(fail, excluded, 'id_token aud does not include the audience');
+      // Act & Assess: one after the other, so that no rejection waits unobserved.
+      await expect(subject.verify(new Secret(included), USER)).resolves.toBeUndefined();
+      await expectInvalid(
+        subject.verify(new Secret(excluded), USER),
+        excluded,
+        'id_token aud does not include the audience',
+      );
     });
 
     it('rejects a token whose azp names another party', async () => {
@@ -340,13 +340,17 @@ describe('Class: JwksIdTokenVerifier', () => {
       const missing = rs256(claims({ exp: undefined }));
       const text = rs256(claims({ exp: String(NOW_S + 3600) }));
 
-      // Act
-      const verifyMissing = subject.verify(new Secret(missing), USER);
-      const verifyText = subject.verify(new Secret(text), USER);
-
-      // Assess
-      await expectInvalid(verifyMissing, missing, 'id_token exp is missing or not a number');
-      await expectInvalid(verifyText, text, 'id_token exp is missing or not a number');
+      // Act & Assess: one after the other, so that no rejection waits unobserved.
+      await expectInvalid(
+        subject.verify(new Secret(missing), USER),
+        missing,
+        'id_token exp is missing or not a number',
+      );
+      await expectInvalid(
+        subject.verify(new Secret(text), USER),
+        text,
+        'id_token exp is missing or not a number',
+      );
     });
 
     it('rejects a token whose payload was tampered with (signature check)', async () => {
