@@ -10,6 +10,11 @@ import {
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** How long the proxy waits for its upstream before it fails the request. */
+const UPSTREAM_TIMEOUT_MS = 20_000;
+/** The longest a stalled request is held when its client never gives up. */
+const MAX_STALL_MS = 20_000;
+
 /**
  * What a request is, as far as faults go. DynamoDB: `read` (GetItem), `query` (Query), `lease`
  * (an UpdateItem that sets leaseId/leaseUntil), `commit` (PutItem: the rotation's commit, a failed
@@ -203,6 +208,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         },
       );
       out.on('error', reject);
+      // Bounded: an upstream that never answers fails the request instead of holding the proxy.
+      out.setTimeout(UPSTREAM_TIMEOUT_MS, () => out.destroy(new Error('upstream did not answer in time')));
       out.end(body);
     });
 
@@ -229,7 +236,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     res.on('close', () => {
       if (!res.writableFinished) entry.clientGaveUp = true;
     });
-    const gaveUp = new Promise<void>((resolve) => res.on('close', () => resolve()));
+    const gaveUp = new Promise<void>((resolve) => {
+      if (res.closed) resolve();
+      else res.on('close', () => resolve());
+    });
     const send = async () => {
       entry.landed = true;
       return forward(req, raw);
@@ -254,7 +264,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return;
       }
       case 'stall':
-        await gaveUp;
+        // Until the client gives up; bounded, so a client without a deadline cannot hold the proxy.
+        await Promise.race([gaveUp, sleep(MAX_STALL_MS, undefined, { ref: false })]);
         return;
       case 'dropAnswer':
         await send();
@@ -281,22 +292,34 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const server: Server = createServer((req, res) => {
     inFlight++;
+    let counted = true;
+    // Every request leaves the count exactly once: when its handling ends, or when its client
+    // closes the connection before the body was even read (a deadline that fires mid-request on a
+    // loaded machine), in which case it is never handled and `settled()` must not wait for it.
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      inFlight--;
+      if (inFlight === 0) {
+        const waiting = idle;
+        idle = [];
+        for (const wake of waiting) wake();
+      }
+    };
+    let handled = false;
+    res.on('close', () => {
+      if (!handled) done();
+    });
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      handled = true;
       handle(req, res, Buffer.concat(chunks))
         .catch(() => {
           // The upstream refused or reset: the client sees its connection reset too.
           req.socket.destroy();
         })
-        .finally(() => {
-          inFlight--;
-          if (inFlight === 0) {
-            const waiting = idle;
-            idle = [];
-            for (const wake of waiting) wake();
-          }
-        });
+        .finally(done);
     });
   });
   server.on('connection', (socket) => {
