@@ -52,6 +52,12 @@ export function sweepWithContinuation(
 }
 
 /** The scheduled event or a continuation -> `{ due, rotated, failed, reauthRequired, skipped, backlog }`. */
-export const refreshSweep = sweepWithContinuation(invokeAsync) satisfies HandlerBody<unknown>;
+export const refreshSweep = ((runtime, event, budget) =>
+  // The continuation's Invoke is bounded by the configured AWS call limits, like every AWS call.
+  sweepWithContinuation((functionName, payload) => invokeAsync(functionName, payload, runtime.config.aws))(
+    runtime,
+    event,
+    budget,
+  )) satisfies HandlerBody<unknown>;
 
 export const handler = lambdaHandler(() => lambdaRuntime('refreshSweep'), refreshSweep);
