@@ -30,11 +30,16 @@ export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
       current = runtime();
       if (context && coldStart) current.metrics.count('ColdStart');
       coldStart = false;
-      if (isInvocationLogger(current.logger)) {
-        // A malformed correlation id is refused below, before any work; its lines go without it.
-        current.logger.startInvocation(context, correlationIdOrNone(event));
+      // Parsed once; a malformed id is refused before any work, and its lines go without it.
+      let correlationId: string | undefined;
+      let refused: unknown;
+      try {
+        correlationId = parseCorrelationId(event);
+      } catch (error) {
+        refused = error;
       }
-      parseCorrelationId(event);
+      if (isInvocationLogger(current.logger)) current.logger.startInvocation(context, correlationId);
+      if (refused !== undefined) throw refused;
       return await body(current, event, budget);
     } catch (error) {
       if (current) countError(current, error);
@@ -44,15 +49,6 @@ export function lambdaHandler<T>(runtime: () => Runtime, body: HandlerBody<T>) {
       if (current && isInvocationLogger(current.logger)) current.logger.endInvocation();
     }
   };
-}
-
-/** The caller's correlation id, or none when it sent none or one that {@link parseCorrelationId} refuses. */
-function correlationIdOrNone(event: unknown): string | undefined {
-  try {
-    return parseCorrelationId(event);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Used only when the runtime itself could not be built: a JSON line with the error's name. */
