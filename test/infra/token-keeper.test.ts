@@ -604,54 +604,48 @@ describe('Class: TokenKeeper', () => {
     });
   });
 
+  /** The caller may invoke exactly `fn`, and finds its name in `envName`. */
+  const expectInvokeGrant = (caller: lambda.Function, fn: lambda.IFunction, envName: string) => {
+    expect(roleStatements(base.template, roleLogicalId(base.stack, caller.role!))).toEqual([
+      {
+        effect: 'Allow',
+        actions: ['lambda:InvokeFunction'],
+        resources: [base.stack.resolve(fn.functionArn)],
+      },
+    ]);
+    expect(envOf(base, caller)).toEqual({ [envName]: base.stack.resolve(fn.functionName) });
+  };
+
   describe('Method: grantStoreTokens', () => {
     it('grants invoke on exactly the storeTokens function and sets its name in the environment', () => {
-      const tk = base.stack.tokenKeeper;
-      expect(roleStatements(base.template, roleLogicalId(base.stack, callers.authBackend.role!))).toEqual([
-        {
-          effect: 'Allow',
-          actions: ['lambda:InvokeFunction'],
-          resources: [base.stack.resolve(tk.storeTokensFunction.functionArn)],
-        },
-      ]);
-      expect(envOf(base, callers.authBackend)).toEqual({
-        TOKEN_KEEPER_STORE_TOKENS_FUNCTION: base.stack.resolve(tk.storeTokensFunction.functionName),
-      });
+      expectInvokeGrant(
+        callers.authBackend,
+        base.stack.tokenKeeper.storeTokensFunction,
+        'TOKEN_KEEPER_STORE_TOKENS_FUNCTION',
+      );
     });
   });
 
   describe('Method: grantDisconnect', () => {
     it('grants invoke on exactly the disconnect function and sets its name in the environment', () => {
-      const tk = base.stack.tokenKeeper;
-      expect(roleStatements(base.template, roleLogicalId(base.stack, callers.offboarding.role!))).toEqual([
-        {
-          effect: 'Allow',
-          actions: ['lambda:InvokeFunction'],
-          resources: [base.stack.resolve(tk.disconnectFunction.functionArn)],
-        },
-      ]);
+      expectInvokeGrant(
+        callers.offboarding,
+        base.stack.tokenKeeper.disconnectFunction,
+        'TOKEN_KEEPER_DISCONNECT_FUNCTION',
+      );
       expect(roleActions(base.template, roleLogicalId(base.stack, callers.offboarding.role!))).toEqual([
         'lambda:InvokeFunction',
       ]);
-      expect(envOf(base, callers.offboarding)).toEqual({
-        TOKEN_KEEPER_DISCONNECT_FUNCTION: base.stack.resolve(tk.disconnectFunction.functionName),
-      });
     });
   });
 
   describe('Method: grantTokenStatus', () => {
     it('grants invoke on exactly the tokenStatus function and sets its name in the environment', () => {
-      const tk = base.stack.tokenKeeper;
-      expect(roleStatements(base.template, roleLogicalId(base.stack, callers.statusPage.role!))).toEqual([
-        {
-          effect: 'Allow',
-          actions: ['lambda:InvokeFunction'],
-          resources: [base.stack.resolve(tk.tokenStatusFunction.functionArn)],
-        },
-      ]);
-      expect(envOf(base, callers.statusPage)).toEqual({
-        TOKEN_KEEPER_TOKEN_STATUS_FUNCTION: base.stack.resolve(tk.tokenStatusFunction.functionName),
-      });
+      expectInvokeGrant(
+        callers.statusPage,
+        base.stack.tokenKeeper.tokenStatusFunction,
+        'TOKEN_KEEPER_TOKEN_STATUS_FUNCTION',
+      );
     });
   });
 
