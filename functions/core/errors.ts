@@ -79,12 +79,8 @@ export type PublicErrorName = (typeof PUBLIC_ERROR_NAMES)[number];
 
 // ---- Errors that stay inside the service (adapters -> core) ----
 
-/**
- * The refresh token is proven dead: the IdP answered `invalid_grant` (or a code configured as
- * meaning the same). Nothing else is proof: see IdpConfigurationError and IdpTransientError.
- */
-export class IdpPermanentError extends TokenKeeperError {
-  override readonly name = 'IdpPermanentError';
+/** An answer of the IdP that refused the request: its HTTP status and OAuth error code. */
+export abstract class IdpRefusal extends TokenKeeperError {
   constructor(
     message: string,
     readonly status: number,
@@ -93,6 +89,14 @@ export class IdpPermanentError extends TokenKeeperError {
   ) {
     super(message, options);
   }
+}
+
+/**
+ * The refresh token is proven dead: the IdP answered `invalid_grant` (or a code configured as
+ * meaning the same). Nothing else is proof: see IdpConfigurationError and IdpTransientError.
+ */
+export class IdpPermanentError extends IdpRefusal {
+  override readonly name = 'IdpPermanentError';
 }
 
 /**
@@ -128,16 +132,8 @@ export class IdpTransientError extends TokenKeeperError {
  * 403, or a 401 that survives a fresh client token. A deployment problem: no user is marked.
  * The request was refused before the refresh token was used, so it was not consumed.
  */
-export class IdpConfigurationError extends TokenKeeperError {
+export class IdpConfigurationError extends IdpRefusal {
   override readonly name = 'IdpConfigurationError';
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly code: string | undefined,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** The token store failed in a way that may pass (throttling, 5xx, network). */

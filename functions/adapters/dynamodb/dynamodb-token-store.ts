@@ -174,23 +174,20 @@ export class DynamoDbTokenStore implements TokenStore {
   }
 
   async currentVersion(key: RecordKey): Promise<number | undefined> {
-    const result = await this.send(() =>
-      this.documents.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: itemKey(key),
-          ConsistentRead: true,
-          ProjectionExpression: '#version',
-          ExpressionAttributeNames: { '#version': 'version' },
-        }),
-      ),
-    );
-    const version = result.Item?.version;
+    const version = (await this.readAttributes(key, ['version']))?.version;
     return typeof version === 'number' ? version : undefined;
   }
 
   async readSchedule(key: RecordKey): Promise<RecordView | undefined> {
-    const attributes = [...SCHEDULE_ATTRIBUTES, 'corruptAt'] as const;
+    const item = await this.readAttributes(key, [...SCHEDULE_ATTRIBUTES, 'corruptAt']);
+    return item ? { ...scheduleOf(item), corruptAt: item.corruptAt } : undefined;
+  }
+
+  /** A consistent read of some attributes of an item (no sealed tokens unless asked for). */
+  private async readAttributes(
+    key: RecordKey,
+    attributes: readonly (keyof TokenItem)[],
+  ): Promise<TokenItem | undefined> {
     const result = await this.send(() =>
       this.documents.send(
         new GetCommand({
@@ -202,9 +199,7 @@ export class DynamoDbTokenStore implements TokenStore {
         }),
       ),
     );
-    if (!result.Item) return undefined;
-    const item = result.Item as TokenItem;
-    return { ...scheduleOf(item), corruptAt: item.corruptAt };
+    return result.Item as TokenItem | undefined;
   }
 
   async markCorrupt(key: RecordKey, version: number, nowSeconds: number): Promise<WriteOutcome> {
