@@ -35,11 +35,9 @@ export interface SweepChildResult {
   readonly steadyCpuMsPerRotation: number | undefined;
   readonly rssStartMb: number;
   readonly peakRssMb: number;
-  readonly peakHeapMb: number;
   readonly calls: Counts;
-  readonly idpInFlight: { mean: number; peak: number };
-  /** The shared clock when the sweep ended (epoch ms). */
-  readonly endMs: number;
+  /** Mean IdP refresh calls in flight over the sweep. */
+  readonly idpInFlightMean: number;
   readonly baseline?: BareRotationResult;
 }
 
@@ -69,10 +67,8 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
   });
   const rssStartMb = process.memoryUsage.rss() / MB;
   let peakRss = process.memoryUsage.rss();
-  let peakHeap = process.memoryUsage().heapUsed;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
-    peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
   }, 25);
 
   const started = performance.now();
@@ -99,7 +95,7 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
     steadyCpuMsPerRotation = (used.user + used.system) / 1000 / steadyRefreshes;
   }
   if (stopProfiling && params.profileFile) await stopProfiling(params.profileFile);
-  const idpInFlight = gauge.read();
+  const idpInFlightMean = gauge.mean();
   runtime.flush();
   clearInterval(sampler);
   close();
@@ -111,10 +107,8 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
     steadyCpuMsPerRotation,
     rssStartMb,
     peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / MB,
-    peakHeapMb: peakHeap / MB,
     calls: tally.snapshot(),
-    idpInFlight,
-    endMs: clock.nowMs(),
+    idpInFlightMean,
     ...(baseline ? { baseline } : {}),
   };
 }
