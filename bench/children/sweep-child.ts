@@ -7,6 +7,7 @@ import type { SweepSummary } from '../../functions/core/sweep';
 import { startProfiling } from '../cpu-profile';
 import { type BenchTarget, serviceInstance } from '../instance';
 import { COUNTED, type Counts, InFlightGauge, OffsetClock, Tally } from '../instrument';
+import { answerParent } from './answer-parent';
 import { type BareRotationParams, type BareRotationResult, bareRotations } from './bare-rotations';
 
 /** What the parent sends. */
@@ -43,15 +44,7 @@ export interface SweepChildResult {
 
 const MB = 1024 * 1024;
 
-process.once('message', (message) => {
-  run(message as SweepParams).then(
-    (result) => process.send?.(result, () => process.exit(0)),
-    (error: unknown) => {
-      process.stderr.write(`sweep child failed: ${error instanceof Error ? error.name : typeof error}\n`);
-      process.exit(1);
-    },
-  );
-});
+answerParent('sweep child', run);
 
 async function run(params: SweepParams): Promise<SweepChildResult> {
   const clock = new OffsetClock(params.offsetMs);
