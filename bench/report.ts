@@ -72,14 +72,11 @@ function headline(r: BenchResults): string {
   const sweep = operation(r.calls, 'refreshSweep');
   const reads = r.calls.sweep;
   const l = r.latency;
-  const fractions = r.sweep.cases.filter((s) => Number.isFinite(s.fraction)).map((s) => s.fraction);
+  const bounded = r.sweep.cases.filter((s) => Number.isFinite(s.fraction));
+  const fractions = bounded.map((s) => s.fraction);
   const ceiling = machineCeiling(r);
   const attainable =
-    ceiling > 0
-      ? r.sweep.cases
-          .filter((s) => Number.isFinite(s.fraction))
-          .map((s) => s.rotationsPerSecond / Math.min(s.idealPerSecond, ceiling))
-      : [];
+    ceiling > 0 ? bounded.map((s) => s.rotationsPerSecond / Math.min(s.idealPerSecond, ceiling)) : [];
   const cold = r.coldStart.timings.find((t) => t.name === 'getAccessToken' && t.sourceMaps);
   const gatSize = r.coldStart.sizes.find((z) => z.name === 'getAccessToken');
   const measuredRatios = r.sweep.cases.filter((s) => s.cpuRatio !== undefined);
