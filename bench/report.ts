@@ -256,7 +256,7 @@ function latencySection(r: BenchResults): string[] {
     table('part | CPU ms per call | beyond the bare GetItem', [
       ['bare GetItem (low-level client)', fmt(l.getItemCpuMs, 3), ''],
       part('GetItem through the document client', l.documentGetCpuMs),
-      part("the store's get (GetItem, unmarshall, decrypt)", l.storeGetCpuMs),
+      part("the store's get (GetItem, unmarshall, decrypt, mapping)", l.storeGetCpuMs),
       ['EMF metrics of one call', fmt(l.metricsCpuMs, 3), fmt(l.metricsCpuMs, 3)],
       ['the rest (not in the parts above)', '', fmt(l.handlerCpuMs - l.storeGetCpuMs - l.metricsCpuMs, 3)],
       ['**the handler**', `**${fmt(l.handlerCpuMs, 3)}**`, `**${fmt(l.handlerCpuMs - l.getItemCpuMs, 3)}**`],
@@ -384,7 +384,7 @@ function sweepSection(r: BenchResults): string[] {
         ]
       : []),
     `Peak memory of one sweep invocation: ${fmt(Math.max(...cases.map((s) => s.peakRssMb), 0), 0)} MB RSS ` +
-      `(the stack gives it 512 MB); ${fmt(median(cases.map((s) => s.logBytesPerRotation)), 0)} bytes of ` +
+      `(the stack gives it at least 512 MB); ${fmt(median(cases.map((s) => s.logBytesPerRotation)), 0)} bytes of ` +
       'log and metrics per rotation.',
     '',
   ];
