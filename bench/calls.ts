@@ -5,7 +5,7 @@ import type { Budget } from '../functions/core/rotation';
 import type { SweepSummary } from '../functions/core/sweep';
 import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
 import { breakdown, type CallBreakdown, DUE_SHARDS, type ServiceInstance, serviceInstance } from './instance';
-import { COUNTED, type Counts, countsSince, silentLogger, Tally } from './instrument';
+import { COUNTED, type Counts, countsSince, perOperation, silentLogger, Tally } from './instrument';
 import { type BenchEnvironment, tokenSet, withBenchTable } from './seed';
 
 const DAY_MS = 86_400_000;
@@ -237,12 +237,12 @@ async function phase<T>(
   for (const input of inputs.slice(1)) await op(input);
   const steady = countsSince(tally.snapshot(), afterFirst);
   const first = countsSince(afterFirst, start);
-  const perOp = scale(steady, inputs.length - 1);
+  const perOp = perOperation(steady, inputs.length - 1);
   return { ops: inputs.length - 1, steady, firstExtra: excess(first, perOp) };
 }
 
 function row(operation: string, measured: Phase, minimum: number, minimumIs: string): OperationCalls {
-  const perOpCounts = scale(measured.steady, measured.ops);
+  const perOpCounts = perOperation(measured.steady, measured.ops);
   const perOp = breakdown(perOpCounts);
   return {
     operation,
@@ -295,10 +295,6 @@ function sweepRow(
       `1 read + lease + 1 IdP refresh + commit, + ${minimumQueryRequests} Query pages and ${SWEEP_STATE_READS} state reads (breaker, sweep state) over ${due} due`,
     ),
   };
-}
-
-function scale(counts: Counts, ops: number): Counts {
-  return Object.fromEntries(Object.entries(counts).map(([name, value]) => [name, value / Math.max(1, ops)]));
 }
 
 /** What `first` made beyond `perOp`, for the call counters only (not capacity units). */

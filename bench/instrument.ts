@@ -37,6 +37,11 @@ export function countsSince(after: Counts, before: Counts): Counts {
   return result;
 }
 
+/** Every count divided by `ops` (at least 1): the counts of one operation. */
+export function perOperation(counts: Counts, ops: number): Counts {
+  return Object.fromEntries(Object.entries(counts).map(([name, value]) => [name, value / Math.max(1, ops)]));
+}
+
 /** Names of the counted things. */
 export const COUNTED = {
   dynamo: (operation: string) => `DynamoDB ${operation}`,

@@ -7,7 +7,7 @@ import type { BareRotationParams } from './children/bare-rotations';
 import type { SweepChildResult, SweepParams } from './children/sweep-child';
 import { type CpuShare, summarizeProfile } from './cpu-profile';
 import { breakdown, type CallBreakdown, DUE_SHARDS, EMULATOR_CLIENT } from './instance';
-import { COUNTED, type Counts, LOCAL_AWS } from './instrument';
+import { COUNTED, type Counts, LOCAL_AWS, perOperation } from './instrument';
 import { findDynamoDbLocalPid, machineCpuMs, processCpuMs } from './machine';
 import { type BenchEnvironment, seedRecords, withBenchTable } from './seed';
 
@@ -284,7 +284,7 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
     idpInFlightMean: child.idpInFlightMean,
     dynamoRequestMs: meanOf(child.calls, COUNTED.dynamoMs, DYNAMO_REQUESTS),
     idpCallMs: meanOf(child.calls, COUNTED.idpRefreshMs, [COUNTED.idpRefresh]),
-    callsPerRotation: perCall(breakdown(child.calls), rotated),
+    callsPerRotation: breakdown(perOperation(child.calls, rotated)),
     calls: child.calls,
     logBytesPerRotation: per(run.stdoutBytes),
     ...(profileFile ? { cpuProfile: summarizeProfile(profileFile, ctx.childFile) } : {}),
@@ -429,17 +429,4 @@ function pidCpu(pid: number | undefined): number | undefined {
 
 function difference(after: number | undefined, before: number | undefined): number | undefined {
   return after === undefined || before === undefined ? undefined : after - before;
-}
-
-function perCall(calls: CallBreakdown, rotations: number): CallBreakdown {
-  const n = Math.max(1, rotations);
-  return {
-    dynamoReads: calls.dynamoReads / n,
-    dynamoWrites: calls.dynamoWrites / n,
-    dynamoQueries: calls.dynamoQueries / n,
-    idp: calls.idp / n,
-    kms: calls.kms / n,
-    secretsManager: calls.secretsManager / n,
-    total: calls.total / n,
-  };
 }
