@@ -2,8 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleEntry } from './bundle';
-import { type CallsResult, measureCalls } from './calls';
-import { type CapacityRow, capacity, type IdleSimulation, simulateIdleUsers } from './capacity';
+import { type CallsResult, measureCalls, operation } from './calls';
+import {
+  type CapacityRow,
+  type CapacityScenario,
+  capacity,
+  type IdleSimulation,
+  simulateIdleUsers,
+} from './capacity';
 import { type ColdStartResult, measureColdStart } from './cold-start';
 import { type CostResult, costModel, type MeasuredInputs } from './cost';
 import { type LatencyResult, measureLatency } from './latency';
@@ -106,10 +112,9 @@ export function measuredInputs(
   sweeps: readonly SweepCaseResult[],
   coldStart: ColdStartResult,
 ): MeasuredInputs {
-  const op = (prefix: string) => calls.operations.find((o) => o.operation.startsWith(prefix));
-  const warm = op('getAccessToken, valid');
-  const refresh = op('getAccessToken, refresh');
-  const rotation = op('refreshSweep');
+  const warm = operation(calls, 'getAccessToken, valid');
+  const refresh = operation(calls, 'getAccessToken, refresh');
+  const rotation = operation(calls, 'refreshSweep');
   const cpu = sweeps.map((s) => s.serviceCpuMsPerRotation).sort((a, b) => a - b);
   const logs = sweeps.map((s) => s.logBytesPerRotation).sort((a, b) => a - b);
   const sweepCold = coldStart.timings.find((t) => t.name === 'refreshSweep' && t.sourceMaps);
@@ -137,7 +142,7 @@ export function measuredInputs(
 
 /** The capacity model for the stack's defaults and for Transmit's published limits, from measured inputs. */
 export function capacityRows(calls: CallsResult, sweep: SweepResult): CapacityRow[] {
-  const rotation = calls.operations.find((o) => o.operation.startsWith('refreshSweep'));
+  const rotation = operation(calls, 'refreshSweep');
   const steady = sweep.cases.flatMap((s) =>
     s.steadyCpuMsPerRotation === undefined ? [] : [s.steadyCpuMsPerRotation],
   );
@@ -151,40 +156,19 @@ export function capacityRows(calls: CallsResult, sweep: SweepResult): CapacityRo
   };
   const base = { idpLatencyMs: 200, dynamoLatencyMs: 5, concurrency: 8, memoryMb: 512, idpRatePerSecond: 20 };
   // A chain keeps the sweep running but for the gaps between links; without one, 285 s of every 900 s.
-  const chained = sweep.chain?.dutyCycle ?? 285 / 300;
-  const transmitApp = 20_000 / 60;
-  return [
-    capacity({ ...base, name: 'defaults, schedule only (no continuation)', dutyCycle: 285 / 900 }, measured),
-    capacity({ ...base, name: 'defaults (continuation on)', dutyCycle: chained }, measured),
-    capacity(
-      {
-        ...base,
-        name: 'Transmit app limit (20,000/min), other defaults',
-        idpRatePerSecond: transmitApp,
-        dutyCycle: chained,
-      },
-      measured,
-    ),
-    capacity(
-      {
-        ...base,
-        name: 'Transmit app limit, SWEEP_CONCURRENCY 96',
-        idpRatePerSecond: transmitApp,
-        concurrency: 96,
-        dutyCycle: chained,
-      },
-      measured,
-    ),
-    capacity(
-      {
-        ...base,
-        name: 'Transmit app limit, SWEEP_CONCURRENCY 96, 3,008 MB',
-        idpRatePerSecond: transmitApp,
-        concurrency: 96,
-        memoryMb: 3008,
-        dutyCycle: chained,
-      },
-      measured,
-    ),
+  const dutyCycle = sweep.chain?.dutyCycle ?? 285 / 300;
+  const transmitApp = { idpRatePerSecond: 20_000 / 60, dutyCycle };
+  const scenarios: (Partial<CapacityScenario> & { name: string })[] = [
+    { name: 'defaults, schedule only (no continuation)', dutyCycle: 285 / 900 },
+    { name: 'defaults (continuation on)', dutyCycle },
+    { name: 'Transmit app limit (20,000/min), other defaults', ...transmitApp },
+    { name: 'Transmit app limit, SWEEP_CONCURRENCY 96', ...transmitApp, concurrency: 96 },
+    {
+      name: 'Transmit app limit, SWEEP_CONCURRENCY 96, 3,008 MB',
+      ...transmitApp,
+      concurrency: 96,
+      memoryMb: 3008,
+    },
   ];
+  return scenarios.map((scenario) => capacity({ ...base, dutyCycle, ...scenario }, measured));
 }

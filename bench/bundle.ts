@@ -56,19 +56,13 @@ export interface Bundle {
   /** Absolute path of `index.mjs`. */
   readonly file: string;
   readonly metafile: Metafile;
-  readonly buildMs: number;
 }
 
 /** Bundles `entry` (relative to the repository root) into `<outDir>/index.mjs` the way the stack does. */
 export async function bundleEntry(entry: string, outDir: string): Promise<Bundle> {
-  const started = performance.now();
   const file = join(outDir, 'index.mjs');
   const result = await build({ ...stackEsbuildOptions(), entryPoints: [join(ROOT, entry)], outfile: file });
-  return {
-    file,
-    metafile: result.metafile ?? { inputs: {}, outputs: {} },
-    buildMs: performance.now() - started,
-  };
+  return { file, metafile: result.metafile ?? { inputs: {}, outputs: {} } };
 }
 
 /** What a child process sent back, and what it printed. */
@@ -76,14 +70,12 @@ export interface ChildRun<T> {
   readonly result: T;
   readonly wallMs: number;
   readonly stdoutBytes: number;
-  readonly stdoutLines: number;
 }
 
 /** Options of {@link runChild}. */
 export interface RunChildOptions {
   /** The child's whole environment (nothing is inherited but PATH). */
   readonly env?: Readonly<Record<string, string>>;
-  readonly execArgv?: readonly string[];
   /** @default 600_000 */
   readonly timeoutMs?: number;
 }
@@ -100,14 +92,13 @@ export function runChild<T>(
   const started = performance.now();
   const child = fork(file, [], {
     env: { PATH: process.env.PATH ?? '', ...options.env },
-    execArgv: [...(options.execArgv ?? [])],
+    // Not this process's flags: the children are bundles and need no TypeScript loader.
+    execArgv: [],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let stdoutBytes = 0;
-  let stdoutLines = 0;
   child.stdout?.on('data', (chunk: Buffer) => {
     stdoutBytes += chunk.length;
-    for (const byte of chunk) if (byte === 10) stdoutLines++;
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -129,7 +120,7 @@ export function runChild<T>(
     child.once('exit', (code) => {
       clearTimeout(timer);
       if (result) {
-        done({ result: result.value, wallMs: performance.now() - started, stdoutBytes, stdoutLines });
+        done({ result: result.value, wallMs: performance.now() - started, stdoutBytes });
       } else {
         fail(new Error(`bench child ${file} exited with ${code} without a result\n${stderr}`));
       }

@@ -1,21 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Runtime } from '../functions/adapters/runtime';
 import { shardOf } from '../functions/core/lifetimes';
 import type { Budget } from '../functions/core/rotation';
 import type { SweepSummary } from '../functions/core/sweep';
-import { startTransmitServer } from '../local/transmit-server';
 import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
-import {
-  type BenchTarget,
-  breakdown,
-  type CallBreakdown,
-  localDynamoDb,
-  type ServiceInstance,
-  serviceInstance,
-} from './instance';
-import { COUNTED, type Counts, countsSince, OffsetClock, silentLogger, Tally } from './instrument';
-import { createBenchTable, deleteBenchTable, itemBytes, tokenSet } from './seed';
+import { breakdown, type CallBreakdown, DUE_SHARDS, type ServiceInstance, serviceInstance } from './instance';
+import { COUNTED, type Counts, countsSince, perOperation, silentLogger, Tally } from './instrument';
+import { type BenchEnvironment, tokenSet, withBenchTable } from './seed';
 
 const DAY_MS = 86_400_000;
 /** Reads every sweep makes once: the rejection breaker's state and the sweep state. */
@@ -23,7 +14,6 @@ const SWEEP_STATE_READS = 2;
 
 /** Due entries read per Query page: the sweep's default. */
 const PAGE_SIZE = 100;
-const SHARDS = 4;
 const ample: Budget = { remainingMs: () => 250_000 };
 
 /** How much work the calls section does. */
@@ -89,13 +79,19 @@ export interface CallsResult {
  * Section 1: counts every AWS and IdP call of each operation on separate "instances" (one per
  * function, as deployed), in steady state, with the one-time calls of a fresh instance apart.
  */
-export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile): Promise<CallsResult> {
-  const admin = localDynamoDb(dynamoEndpoint);
-  const tableName = `bench-calls-${randomUUID()}`;
-  await createBenchTable(admin, tableName);
-  const clock = new OffsetClock();
-  const transmit = await startTransmitServer({ clock });
-  const target: BenchTarget = { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl };
+export function measureCalls(dynamoEndpoint: string, profile: CallsProfile): Promise<CallsResult> {
+  return withBenchTable(dynamoEndpoint, 'calls', (environment) => countCalls(environment, profile));
+}
+
+/** The operation whose name starts with `prefix`. */
+export function operation(calls: CallsResult, prefix: string): OperationCalls | undefined {
+  return calls.operations.find((o) => o.operation.startsWith(prefix));
+}
+
+async function countCalls(
+  { admin, clock, transmit, target }: BenchEnvironment,
+  profile: CallsProfile,
+): Promise<CallsResult> {
   const instances: ServiceInstance[] = [];
   const instance = (tally: Tally): Runtime => {
     const made = serviceInstance({
@@ -120,7 +116,7 @@ export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile
     const sweepTally = new Tally();
     const storeFn = instance(storeTally);
     const getFn = instance(getTally);
-    const operations: Row[] = [];
+    const operations: OperationCalls[] = [];
     const oneTime: OneTimeCalls[] = [];
 
     const store = (userId: string) =>
@@ -188,8 +184,8 @@ export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile
     const sweepBefore = sweepTally.snapshot();
     const summary = await sweepFn.sweep.run(ample);
     const sweepCalls = countsSince(sweepTally.snapshot(), sweepBefore);
-    const perShard = new Array<number>(SHARDS).fill(0);
-    for (const userId of due) perShard[shardOf({ userId, resource: 'default' }, SHARDS)]!++;
+    const perShard = new Array<number>(DUE_SHARDS).fill(0);
+    for (const userId of due) perShard[shardOf({ userId, resource: 'default' }, DUE_SHARDS)]!++;
     const minimumQueryRequests = perShard.reduce((sum, n) => sum + Math.floor(n / PAGE_SIZE) + 1, 0);
     const sweep = sweepRow(sweepCalls, due.length, minimumQueryRequests);
     operations.push(sweep.row);
@@ -199,7 +195,7 @@ export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile
     });
 
     return {
-      operations: operations.map(({ perOpCounts: _drop, ...rest }) => rest),
+      operations,
       oneTime,
       sweep: {
         due: due.length,
@@ -214,13 +210,10 @@ export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile
       },
       burst,
       reuseDetections: transmit.reuseDetections,
-      ...(await measureItemBytes(admin, tableName, users[0]!)),
+      ...(await measureItemBytes(admin, target.tableName, users[0]!)),
     };
   } finally {
     for (const made of instances) made.close();
-    await transmit.close();
-    await deleteBenchTable(admin, tableName);
-    admin.destroy();
   }
 }
 
@@ -244,20 +237,17 @@ async function phase<T>(
   for (const input of inputs.slice(1)) await op(input);
   const steady = countsSince(tally.snapshot(), afterFirst);
   const first = countsSince(afterFirst, start);
-  const perOp = scale(steady, inputs.length - 1);
+  const perOp = perOperation(steady, inputs.length - 1);
   return { ops: inputs.length - 1, steady, firstExtra: excess(first, perOp) };
 }
 
-type Row = OperationCalls & { readonly perOpCounts: Counts };
-
-function row(operation: string, measured: Phase, minimum: number, minimumIs: string): Row {
-  const perOpCounts = scale(measured.steady, measured.ops);
+function row(operation: string, measured: Phase, minimum: number, minimumIs: string): OperationCalls {
+  const perOpCounts = perOperation(measured.steady, measured.ops);
   const perOp = breakdown(perOpCounts);
   return {
     operation,
     ops: measured.ops,
     perOp,
-    perOpCounts,
     minimum,
     minimumIs,
     ratio: perOp.total / minimum,
@@ -271,7 +261,11 @@ function row(operation: string, measured: Phase, minimum: number, minimumIs: str
  * The sweep per due record. One-time calls of the invocation (secret, client token, data keys)
  * are left out of the steady state; the Query requests are spread over the due records.
  */
-function sweepRow(calls: Counts, due: number, minimumQueryRequests: number): { row: Row; steady: Counts } {
+function sweepRow(
+  calls: Counts,
+  due: number,
+  minimumQueryRequests: number,
+): { row: OperationCalls; steady: Counts } {
   const perItem = [
     COUNTED.dynamo('GetItem'),
     COUNTED.dynamo('UpdateItem'),
@@ -303,10 +297,6 @@ function sweepRow(calls: Counts, due: number, minimumQueryRequests: number): { r
   };
 }
 
-function scale(counts: Counts, ops: number): Counts {
-  return Object.fromEntries(Object.entries(counts).map(([name, value]) => [name, value / Math.max(1, ops)]));
-}
-
 /** What `first` made beyond `perOp`, for the call counters only (not capacity units). */
 function excess(first: Counts, perOp: Counts): Counts {
   const result: Record<string, number> = {};
@@ -331,4 +321,16 @@ async function measureItemBytes(
     meanItemBytes: result.Item ? itemBytes(result.Item) : 0,
     sealedBytes: Buffer.byteLength(result.Item?.sealed?.S ?? ''),
   };
+}
+
+/** Item size as DynamoDB bills it: attribute names plus values (numbers approximated). */
+function itemBytes(item: Record<string, AttributeValue>): number {
+  let size = 0;
+  for (const [name, value] of Object.entries(item)) {
+    size += Buffer.byteLength(name);
+    if (value.S !== undefined) size += Buffer.byteLength(value.S);
+    else if (value.N !== undefined) size += Math.ceil(value.N.replace(/^-|\.|^0+/g, '').length / 2) + 1;
+    else size += 1;
+  }
+  return size;
 }

@@ -9,12 +9,10 @@ import { loadConfig } from '../functions/config';
 import { Secret } from '../functions/core/secret';
 import { FakeClock, InMemoryTokenStore } from '../test/support/fakes';
 import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
-import { rotationIntervalDays, STACK } from './cost';
+import { MB_PER_VCPU, rotationIntervalDays, STACK } from './cost';
 import { silentLogger } from './instrument';
 
 const DAY = 86_400;
-/** Lambda gives a function 1 vCPU at 1,769 MB and a proportional share below. */
-const FULL_VCPU_MB = 1769;
 
 /** What one deployment is asked to do and what it runs on. */
 export interface CapacityScenario {
@@ -53,7 +51,7 @@ export function capacity(
   s: CapacityScenario,
   measured: { cpuMsPerRotation: number; writeUnits: number; indexWriteUnits: number },
 ): CapacityRow {
-  const cpuStretchedMs = (measured.cpuMsPerRotation * FULL_VCPU_MB) / s.memoryMb;
+  const cpuStretchedMs = (measured.cpuMsPerRotation * MB_PER_VCPU) / s.memoryMb;
   const idpBound = s.idpRatePerSecond;
   const concurrencyBound = (s.concurrency * 1000) / (s.idpLatencyMs + 3 * s.dynamoLatencyMs + cpuStretchedMs);
   const cpuBound = 1000 / cpuStretchedMs;

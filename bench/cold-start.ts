@@ -1,14 +1,11 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { LocalTokenCipher } from '../functions/adapters/cipher/local-cipher';
-import { startTransmitServer } from '../local/transmit-server';
 import { type Bundle, bundleEntry, composition, runChild } from './bundle';
-import { localDynamoDb } from './instance';
-import { OffsetClock } from './instrument';
 import { localFunctionEnv, type Percentiles, percentiles } from './latency';
-import { createBenchTable, deleteBenchTable, seedRecords } from './seed';
+import { seedRecords, withBenchTable } from './seed';
 
 /** The functions, their entries and memory as lib/token-keeper.ts deploys them. */
 export const FUNCTIONS = {
@@ -46,7 +43,6 @@ export interface BundleSize {
   readonly sourceMapBytes: number;
   /** Deflated size of both files: about the zip the stack uploads. */
   readonly zippedBytes: number;
-  readonly buildMs: number;
   readonly topPackages: { name: string; bytes: number }[];
 }
 
@@ -121,22 +117,15 @@ export async function measureColdStart(
       bundleBytes: statSync(bundle.file).size,
       sourceMapBytes: map.length,
       zippedBytes: deflateRawSync(code, { level: 9 }).length + deflateRawSync(map, { level: 9 }).length,
-      buildMs: bundle.buildMs,
       topPackages: composition(bundle.metafile).slice(0, 6),
     });
   }
   const harness = join(outDir, 'cold-harness.mjs');
   writeFileSync(harness, HARNESS);
 
-  const admin = localDynamoDb(dynamoEndpoint);
-  const tableName = `bench-cold-${randomUUID()}`;
-  await createBenchTable(admin, tableName);
-  const clock = new OffsetClock();
-  const transmit = await startTransmitServer({ clock });
   const localKey = randomBytes(32).toString('base64');
-  const target = { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl };
   const cipher = LocalTokenCipher.fromBase64(localKey);
-  try {
+  return withBenchTable(dynamoEndpoint, 'cold', async ({ clock, transmit, target }) => {
     await seedRecords({ target, transmit, clock, count: 1, userPrefix: 'cold-get-', cipher });
     const timings: ColdStartTiming[] = [];
     const modes = profile.withoutSourceMaps ? [true, false] : [true];
@@ -168,13 +157,7 @@ export async function measureColdStart(
             harness,
             { bundle: bundles.get(name)?.file, event },
             {
-              env: localFunctionEnv({
-                dynamoEndpoint,
-                tableName,
-                transmitBaseUrl: transmit.baseUrl,
-                localKey,
-                sourceMaps,
-              }),
+              env: localFunctionEnv({ ...target, localKey, sourceMaps }),
               timeoutMs: 60_000,
             },
           );
@@ -196,9 +179,5 @@ export async function measureColdStart(
       }
     }
     return { sizes, timings };
-  } finally {
-    await transmit.close();
-    await deleteBenchTable(admin, tableName);
-    admin.destroy();
-  }
+  });
 }

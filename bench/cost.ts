@@ -1,7 +1,4 @@
-/**
- * Section 5: cost per million users per month, from the measured calls per operation and
- * published AWS prices, and the capacity of the design on paper.
- */
+/** Section 5: cost per million users per month, from the measured figures and published AWS prices. */
 
 /**
  * Published on-demand prices, us-east-1, USD. Transcribed 2026-11-27 from the pages named in
@@ -51,7 +48,6 @@ export const PRICES = {
     since:
       'scheduled rules on the default bus carry no charge; Scheduler: 14 M invocations/month free, then $1/M',
     scheduledRuleInvocation: 0,
-    customEventsPerMillion: 1,
   },
 } as const;
 
@@ -64,13 +60,9 @@ export const STACK = {
   sweepsPerHour: 4,
   sweepMemoryGb: 0.5,
   getAccessTokenMemoryGb: 0.25,
-  storeTokensMemoryGb: 0.25,
   sweepConcurrency: 8,
   /** IDP_RATE_LIMIT_RPS: IdP calls one sweep starts per second, at most. */
   idpRateLimitPerSecond: 20,
-  sweepTimeoutSeconds: 300,
-  /** The sweep stops starting work with IDP_TIMEOUT_MS + 10 s left. */
-  sweepReserveSeconds: 15,
   dueShards: 4,
   logRetentionMonths: 3,
   refreshTokenTtlDays: 14,
@@ -81,7 +73,7 @@ export const STACK = {
 } as const;
 
 /** Lambda gives a full vCPU at 1,769 MB and a proportional share below it. */
-const MB_PER_VCPU = 1769;
+export const MB_PER_VCPU = 1769;
 const HOURS_PER_MONTH = 730;
 const DAYS_PER_MONTH = HOURS_PER_MONTH / 24;
 
@@ -151,21 +143,6 @@ export type CostLine =
   | 'CloudWatch metrics, alarms, dashboard'
   | 'CloudWatch Logs'
   | 'EventBridge schedule';
-
-/** The capacity of one deployment on paper. */
-export interface Capacity {
-  readonly storedGb: number;
-  readonly idleRotationsPerHour: number;
-  readonly sweepIoBoundPerSecond: number;
-  readonly sweepCpuBoundPerSecond: number;
-  readonly sweepRateLimitPerSecond: number;
-  readonly sweepPerSecond: number;
-  readonly rotationsPerInvocation: number;
-  readonly rotationsPerHour: number;
-  readonly idleUsersPerDeployment: number;
-  readonly indexShardWriteUnitsPerRotation: number;
-  readonly rotationsPerSecondBeforeIndexThrottles: number;
-}
 
 /** Mean days between two rotations of an idle record: TTL minus refresh-ahead minus mean jitter. */
 export function rotationIntervalDays(): number {
@@ -281,32 +258,8 @@ export function costModel(measured: MeasuredInputs, assumptions: CostAssumptions
     };
   });
 
-  const sweepIoBoundPerSecond =
-    (STACK.sweepConcurrency * 1000) / (3 * assumptions.dynamoLatencyMs + assumptions.idpLatencyMs);
-  const sweepCpuBoundPerSecond =
-    (share(STACK.sweepMemoryGb) * 1000) / Math.max(0.001, measured.rotationCpuMs);
-  const sweepPerSecond = Math.min(sweepIoBoundPerSecond, sweepCpuBoundPerSecond, STACK.idpRateLimitPerSecond);
-  const rotationsPerInvocation = sweepPerSecond * (STACK.sweepTimeoutSeconds - STACK.sweepReserveSeconds);
-  const rotationsPerHour = rotationsPerInvocation * STACK.sweepsPerHour;
-  const indexShardWriteUnitsPerRotation = measured.rotation.indexWriteUnits;
-  const capacity: Capacity = {
-    storedGb: (users * (measured.itemBytes + 260)) / 2 ** 30,
-    idleRotationsPerHour: (users * (DAYS_PER_MONTH / rotationIntervalDays())) / HOURS_PER_MONTH,
-    sweepIoBoundPerSecond,
-    sweepCpuBoundPerSecond,
-    sweepRateLimitPerSecond: STACK.idpRateLimitPerSecond,
-    sweepPerSecond,
-    rotationsPerInvocation,
-    rotationsPerHour,
-    idleUsersPerDeployment: (rotationsPerHour * HOURS_PER_MONTH) / (DAYS_PER_MONTH / rotationIntervalDays()),
-    indexShardWriteUnitsPerRotation,
-    // A partition takes 1,000 WCU/s; each rotation rewrites its index entry in one of the shards.
-    rotationsPerSecondBeforeIndexThrottles:
-      (STACK.dueShards * 1000) / Math.max(1, indexShardWriteUnitsPerRotation),
-  };
   return {
     scenarios,
-    capacity,
     durations: { warmMs, refreshMs, rotationWallMs },
     assumptions,
   };

@@ -14,17 +14,15 @@ import {
   fakeKmsClient,
   fakeSecretsManagerClient,
   type InFlightGauge,
+  LOCAL_AWS,
   type Tally,
 } from './instrument';
 
 /** The emulator's client credentials (its defaults). */
 export const EMULATOR_CLIENT = { clientId: 'local-client', clientSecret: 'local-secret' } as const;
 
-/** Credentials for DynamoDB Local (any value works). */
-export const LOCAL_AWS = {
-  region: 'us-east-1',
-  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-} as const;
+/** Shards of the due index, as the stack configures them. */
+export const DUE_SHARDS = 4;
 
 /** Where the service under test finds its table and IdP. */
 export interface BenchTarget {
@@ -43,7 +41,7 @@ export function benchConfig(target: BenchTarget, env: Readonly<Record<string, st
     TRANSMIT_BASE_URL: target.transmitBaseUrl,
     TOKEN_KEY_ARN: FAKE_KEY_ARN,
     CLIENT_CREDENTIALS_SECRET_ARN: FAKE_SECRET_ARN,
-    DUE_SHARDS: '4',
+    DUE_SHARDS: String(DUE_SHARDS),
     IDP_TIMEOUT_MS: '5000',
     LEASE_SECONDS: '30',
     LOG_LEVEL: 'INFO',

@@ -37,6 +37,11 @@ export function countsSince(after: Counts, before: Counts): Counts {
   return result;
 }
 
+/** Every count divided by `ops` (at least 1): the counts of one operation. */
+export function perOperation(counts: Counts, ops: number): Counts {
+  return Object.fromEntries(Object.entries(counts).map(([name, value]) => [name, value / Math.max(1, ops)]));
+}
+
 /** Names of the counted things. */
 export const COUNTED = {
   dynamo: (operation: string) => `DynamoDB ${operation}`,
@@ -131,7 +136,11 @@ export const FAKE_KEY_ARN = 'arn:aws:kms:us-east-1:000000000000:key/00000000-000
 /** Secrets Manager ARN the bench configures; only the fake Secrets Manager ever sees it. */
 export const FAKE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:token-keeper-bench';
 
-const LOCAL = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+/** Region and credentials of the local components (any value works). */
+export const LOCAL_AWS = {
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+} as const;
 
 /**
  * A real KMSClient whose requests are answered in process (there is no local KMS): the
@@ -139,7 +148,7 @@ const LOCAL = { region: 'us-east-1', credentials: { accessKeyId: 'local', secret
  * counted. Data keys are wrapped with AES-GCM under a fixed bench key.
  */
 export function fakeKmsClient(tally: Tally): KMSClient {
-  const client = new KMSClient(LOCAL);
+  const client = new KMSClient(LOCAL_AWS);
   client.middlewareStack.add(
     (_next, context) => async (args) => {
       const operation = operationOf(context.commandName);
@@ -199,7 +208,7 @@ export function fakeSecretsManagerClient(
   tally: Tally,
   credentials: { readonly clientId: string; readonly clientSecret: string },
 ): SecretsManagerClient {
-  const client = new SecretsManagerClient(LOCAL);
+  const client = new SecretsManagerClient(LOCAL_AWS);
   client.middlewareStack.add(
     (_next, context) => async () => {
       const operation = operationOf(context.commandName);
@@ -221,7 +230,6 @@ export function fakeSecretsManagerClient(
 /** Time-weighted number of requests in flight: how full the sweep keeps its pool toward the IdP. */
 export class InFlightGauge {
   #inFlight = 0;
-  #peak = 0;
   #area = 0;
   #since = performance.now();
   #startedAt = performance.now();
@@ -229,7 +237,6 @@ export class InFlightGauge {
   /** Starts measuring afresh (requests in flight stay counted). */
   restart(): void {
     this.#area = 0;
-    this.#peak = this.#inFlight;
     this.#since = performance.now();
     this.#startedAt = this.#since;
   }
@@ -238,7 +245,6 @@ export class InFlightGauge {
   enter(): void {
     this.#advance();
     this.#inFlight++;
-    this.#peak = Math.max(this.#peak, this.#inFlight);
   }
 
   /** A request ends. */
@@ -247,11 +253,11 @@ export class InFlightGauge {
     this.#inFlight--;
   }
 
-  /** Mean requests in flight since the gauge was made, and the most at once. */
-  read(): { mean: number; peak: number } {
+  /** Mean requests in flight since the gauge was (re)started. */
+  mean(): number {
     this.#advance();
     const elapsed = performance.now() - this.#startedAt;
-    return { mean: elapsed > 0 ? this.#area / elapsed : 0, peak: this.#peak };
+    return elapsed > 0 ? this.#area / elapsed : 0;
   }
 
   #advance(): void {

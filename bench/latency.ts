@@ -1,13 +1,12 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { LocalTokenCipher } from '../functions/adapters/cipher/local-cipher';
-import { startTransmitServer } from '../local/transmit-server';
 import { runChild } from './bundle';
 import type { LatencyChildResult, LatencyParams } from './children/latency-child';
 import { type CpuShare, summarizeProfile } from './cpu-profile';
-import { EMULATOR_CLIENT, LOCAL_AWS, localDynamoDb } from './instance';
-import { OffsetClock } from './instrument';
-import { createBenchTable, deleteBenchTable, seedRecords } from './seed';
+import { EMULATOR_CLIENT } from './instance';
+import { LOCAL_AWS } from './instrument';
+import { seedRecords, withBenchTable } from './seed';
 
 /** How many calls the latency section times. */
 export interface LatencyProfile {
@@ -30,7 +29,7 @@ export interface LatencyResult {
   readonly warmup: number;
   readonly handler: Percentiles;
   readonly getItem: Percentiles;
-  /** handler p50 / GetItem p50 (target at most 1.2). */
+  /** handler p50 / GetItem p50 (target at most 1.10). */
   readonly ratioP50: number;
   readonly ratioP99: number;
   readonly handlerCpuMs: number;
@@ -75,30 +74,20 @@ export function localFunctionEnv(options: {
  * Section 2: the warm getAccessToken handler against a bare consistent GetItem of the same item,
  * on the same DynamoDB Local, in one fresh process, timed alternately.
  */
-export async function measureLatency(
+export function measureLatency(
   dynamoEndpoint: string,
   childFile: string,
   profile: LatencyProfile,
 ): Promise<LatencyResult> {
-  const admin = localDynamoDb(dynamoEndpoint);
-  const tableName = `bench-latency-${randomUUID()}`;
-  await createBenchTable(admin, tableName);
-  const clock = new OffsetClock();
-  const transmit = await startTransmitServer({ clock });
-  const localKey = randomBytes(32).toString('base64');
-  try {
-    await seedRecords({
-      target: { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl },
-      transmit,
-      clock,
-      count: 1,
-      userPrefix: 'latency-user-',
-      cipher: LocalTokenCipher.fromBase64(localKey),
-    });
+  return withBenchTable(dynamoEndpoint, 'latency', async ({ clock, transmit, target }) => {
+    const localKey = randomBytes(32).toString('base64');
+    const cipher = LocalTokenCipher.fromBase64(localKey);
+    await seedRecords({ target, transmit, clock, count: 1, userPrefix: 'latency-user-', cipher });
     const profileFile = join(dirname(childFile), 'latency.cpuprofile');
+    const { tableName } = target;
     const params: LatencyParams = { tableName, userId: 'latency-user-0', localKey, profileFile, ...profile };
     const run = await runChild<LatencyChildResult>(childFile, params, {
-      env: localFunctionEnv({ dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl, localKey }),
+      env: localFunctionEnv({ ...target, localKey }),
     });
     const handler = percentiles(run.result.handlerMs);
     const getItem = percentiles(run.result.getItemMs);
@@ -119,11 +108,7 @@ export async function measureLatency(
       handlerProfile: summarizeProfile(profileFile, childFile),
       logBytesPerCall: run.stdoutBytes / calls,
     };
-  } finally {
-    await transmit.close();
-    await deleteBenchTable(admin, tableName);
-    admin.destroy();
-  }
+  });
 }
 
 /** Nearest-rank percentiles. */

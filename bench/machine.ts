@@ -9,7 +9,6 @@ export interface Machine {
   readonly memoryGb: number;
   readonly node: string;
   readonly java: string;
-  readonly platform: string;
   readonly date: string;
   readonly loadAverage: readonly number[];
 }
@@ -30,7 +29,6 @@ export function describeMachine(): Machine {
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     java: (java.stderr ?? '').split('\n')[0]?.trim() || 'unknown',
-    platform: `${process.platform} ${process.arch}`,
     date: new Date().toISOString(),
     loadAverage: loadavg().map((value) => Math.round(value * 100) / 100),
   };

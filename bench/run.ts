@@ -10,7 +10,8 @@ import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { type BenchResults, runBench } from './bench';
 import { ROOT } from './bundle';
 import { FULL, SMOKE } from './profiles';
-import { renderReport, renderSweepChart } from './report';
+import { renderReport } from './report';
+import { renderSweepChart } from './sweep-chart';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -32,7 +33,7 @@ const reviver = (_key: string, value: unknown) => (value === 'Infinity' ? Number
 if (render) {
   const saved = JSON.parse(readFileSync(render, 'utf8'), reviver) as BenchResults;
   writeFileSync(resultsFile, renderReport(saved));
-  writeFileSync(chartFile, renderSweepChart(saved));
+  writeFileSync(chartFile, renderSweepChart(saved.sweep.cases));
   log(`wrote ${resultsFile} from ${render}`);
 } else {
   log('starting DynamoDB Local');
@@ -48,7 +49,7 @@ if (render) {
       process.stdout.write(markdown);
     } else {
       writeFileSync(resultsFile, markdown);
-      writeFileSync(chartFile, renderSweepChart(results));
+      writeFileSync(chartFile, renderSweepChart(results.sweep.cases));
       log(`wrote ${resultsFile} and ${chartFile}`);
     }
   } finally {

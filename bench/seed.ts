@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type AttributeValue,
   BatchWriteItemCommand,
@@ -13,10 +14,14 @@ import { createTableInput } from '../functions/adapters/dynamodb/table-schema';
 import { buildRuntime } from '../functions/adapters/runtime';
 import type { Clock } from '../functions/core/ports';
 import { Secret } from '../functions/core/secret';
-import type { TransmitServer, TransmitTokenResponse } from '../local/transmit-server';
+import {
+  startTransmitServer,
+  type TransmitServer,
+  type TransmitTokenResponse,
+} from '../local/transmit-server';
 import { InMemoryMetrics, RecordingEventPublisher } from '../test/support/observability';
 import { type BenchTarget, benchConfig, localDynamoDb } from './instance';
-import { FAKE_KEY_ARN, fakeKmsClient, silentLogger, Tally } from './instrument';
+import { FAKE_KEY_ARN, fakeKmsClient, OffsetClock, silentLogger, Tally } from './instrument';
 
 type Item = Record<string, AttributeValue>;
 
@@ -38,10 +43,6 @@ export interface SeedOptions {
 /** What {@link seedRecords} wrote. */
 export interface SeedResult {
   readonly count: number;
-  /** Latest `dueAt` of the written records (epoch seconds). */
-  readonly maxDueAt: number;
-  /** Mean item size as DynamoDB counts it (bytes). */
-  readonly meanItemBytes: number;
   readonly seconds: number;
 }
 
@@ -91,13 +92,7 @@ export async function seedRecords(options: SeedOptions): Promise<SeedResult> {
   } finally {
     client.destroy();
   }
-  const dueAts = captured.map((item) => Number(item.dueAt?.N ?? 0));
-  return {
-    count: captured.length,
-    maxDueAt: Math.max(...dueAts),
-    meanItemBytes: captured.reduce((sum, item) => sum + itemBytes(item), 0) / Math.max(1, captured.length),
-    seconds: (performance.now() - started) / 1000,
-  };
+  return { count: captured.length, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The tokens of a sign-in as storeTokens receives them. */
@@ -155,24 +150,39 @@ async function batchWrite(client: DynamoDBClient, tableName: string, items: Item
   await Promise.all(Array.from({ length: 4 }, worker));
 }
 
-/** Item size as DynamoDB bills it: attribute names plus values (numbers approximated). */
-export function itemBytes(item: Item): number {
-  let size = 0;
-  for (const [name, value] of Object.entries(item)) {
-    size += Buffer.byteLength(name);
-    if (value.S !== undefined) size += Buffer.byteLength(value.S);
-    else if (value.N !== undefined) size += Math.ceil(value.N.replace(/^-|\.|^0+/g, '').length / 2) + 1;
-    else size += 1;
+/** What a section measures against: a table of its own, the emulator, one clock for both. */
+export interface BenchEnvironment {
+  /** A client of DynamoDB Local for the section's own requests (not counted). */
+  readonly admin: DynamoDBClient;
+  readonly clock: OffsetClock;
+  readonly transmit: TransmitServer;
+  readonly target: BenchTarget;
+}
+
+/**
+ * Runs `work` against a fresh table with the stack's schema and a Transmit emulator on one clock;
+ * removes both afterwards (a deleted table frees DynamoDB Local's memory between sections).
+ */
+export async function withBenchTable<T>(
+  dynamoEndpoint: string,
+  section: string,
+  work: (environment: BenchEnvironment) => Promise<T>,
+): Promise<T> {
+  const admin = localDynamoDb(dynamoEndpoint);
+  const tableName = `bench-${section}-${randomUUID()}`;
+  await admin.send(new CreateTableCommand(createTableInput(tableName)));
+  const clock = new OffsetClock();
+  const transmit = await startTransmitServer({ clock });
+  try {
+    return await work({
+      admin,
+      clock,
+      transmit,
+      target: { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl },
+    });
+  } finally {
+    await transmit.close();
+    await admin.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
+    admin.destroy();
   }
-  return size;
-}
-
-/** Creates a table with the stack's schema. */
-export async function createBenchTable(client: DynamoDBClient, tableName: string): Promise<void> {
-  await client.send(new CreateTableCommand(createTableInput(tableName)));
-}
-
-/** Deletes a table (frees DynamoDB Local's memory between sections). */
-export async function deleteBenchTable(client: DynamoDBClient, tableName: string): Promise<void> {
-  await client.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
 }

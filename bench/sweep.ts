@@ -1,32 +1,22 @@
-import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { TOKEN_TABLE } from '../functions/adapters/dynamodb/table-schema';
 import { nextLink } from '../functions/handlers/refresh-sweep';
-import { startTransmitServer, type TransmitServer } from '../local/transmit-server';
 import { runChild } from './bundle';
 import type { BareRotationParams } from './children/bare-rotations';
 import type { SweepChildResult, SweepParams } from './children/sweep-child';
 import { type CpuShare, summarizeProfile } from './cpu-profile';
-import {
-  type BenchTarget,
-  breakdown,
-  type CallBreakdown,
-  EMULATOR_CLIENT,
-  LOCAL_AWS,
-  localDynamoDb,
-} from './instance';
-import { COUNTED, type Counts, OffsetClock } from './instrument';
+import { breakdown, type CallBreakdown, DUE_SHARDS, EMULATOR_CLIENT } from './instance';
+import { COUNTED, type Counts, LOCAL_AWS, perOperation } from './instrument';
 import { findDynamoDbLocalPid, machineCpuMs, processCpuMs } from './machine';
-import { createBenchTable, deleteBenchTable, seedRecords } from './seed';
+import { type BenchEnvironment, seedRecords, withBenchTable } from './seed';
 
 /** The highest IDP_RATE_LIMIT_RPS the configuration accepts: no pacing in practice. */
-const NO_RATE_LIMIT = 10_000;
+export const NO_RATE_LIMIT = 10_000;
 /** The stack's sweep timeout. */
-const SWEEP_TIMEOUT_MS = 300_000;
-/** The sweep stops starting rotations this long before its timeout (IDP_TIMEOUT_MS + 10 s). */
-const SWEEP_RESERVE_MS = 15_000;
-const SHARDS = 4;
+const SWEEP_TIMEOUT_SECONDS = 300;
+/** Added to `caseSeconds` for a case's timeout: about what the sweep keeps in reserve at the end. */
+const CASE_RESERVE_SECONDS = 15;
 
 /** One measured sweep invocation: IdP latency and concurrency. */
 export interface SweepCase {
@@ -47,8 +37,8 @@ export interface SweepProfile {
   /** Records due when the first case starts; more are added when the backlog runs low. */
   readonly dueRecords: number;
   /**
-   * How long each case rotates: the invocation's timeout is this plus the 15 s the sweep keeps
-   * in reserve. Without it, each case has the stack's 300 s and rotates everything that is due.
+   * Time-boxes each case: its invocation's timeout is this plus 15 s. Without it, each case has
+   * the stack's 300 s and rotates everything that is due.
    */
   readonly caseSeconds?: number;
   /** Due entries per Query page and shard. */
@@ -60,9 +50,9 @@ export interface SweepProfile {
   readonly baselineRotations?: number;
   readonly cases: readonly SweepCase[];
   /**
-   * A chain of sweeps, time-compressed: each link rotates for `caseSeconds` (instead of 285 s)
-   * and, as the handler decides (functions/handlers/refresh-sweep.ts), starts the next while a
-   * backlog remains, up to `links` in a row; each link is a fresh process, as a new invocation.
+   * A chain of sweeps, time-compressed (each link with the timeout of the cases): as the handler
+   * decides (`nextLink`), the next link starts while a backlog remains, up to `links` in a row;
+   * each link is a fresh process, as a new invocation.
    */
   readonly chain?: {
     readonly links: number;
@@ -121,7 +111,6 @@ export interface SweepCaseResult extends SweepCase {
   readonly oursBusyPercent: number | undefined;
   readonly peakRssMb: number;
   readonly rssStartMb: number;
-  readonly peakHeapMb: number;
   readonly idpInFlightMean: number;
   /** Mean wall time of one DynamoDB request and of one IdP refresh call, as the service saw them. */
   readonly dynamoRequestMs: number;
@@ -129,7 +118,6 @@ export interface SweepCaseResult extends SweepCase {
   readonly callsPerRotation: CallBreakdown;
   /** Every call of the invocation, counted by name. */
   readonly calls: Counts;
-  readonly indexEntriesPerRotation: number;
   readonly logBytesPerRotation: number;
   /** Where the service's CPU went, when the case was profiled. */
   readonly cpuProfile?: CpuShare[];
@@ -148,41 +136,41 @@ export interface SweepResult {
   readonly seedSeconds: number;
 }
 
+/** The timeout of each case's invocation (s). */
+export function caseTimeoutSeconds(profile: SweepProfile): number {
+  return profile.caseSeconds === undefined
+    ? SWEEP_TIMEOUT_SECONDS
+    : profile.caseSeconds + CASE_RESERVE_SECONDS;
+}
+
 /**
  * Section 3: one table of records that are all due now (signed in 12 days ago), then each case
  * as one sweep invocation of a fresh instance in its own process, against what is still due.
  * The Transmit emulator runs here with the case's latency; DynamoDB Local's and the emulator's
  * CPU time are read from /proc around each case.
  */
-export async function measureSweeps(
+export function measureSweeps(
   dynamoEndpoint: string,
   childFile: string,
   profile: SweepProfile,
   onCase?: (result: SweepCaseResult) => void,
 ): Promise<SweepResult> {
-  const admin = localDynamoDb(dynamoEndpoint);
-  const clock = new OffsetClock();
-  const transmit = await startTransmitServer({ clock });
-  const dynamoPid = findDynamoDbLocalPid(Number(new URL(dynamoEndpoint).port));
-  const tableName = `bench-sweep-${randomUUID()}`;
-  await createBenchTable(admin, tableName);
-  const target: BenchTarget = { dynamoEndpoint, tableName, transmitBaseUrl: transmit.baseUrl };
-  const cases: SweepCaseResult[] = [];
-  let seeded = 0;
-  let seedSeconds = 0;
-  const seed = async (count: number) => {
-    const written = await seedRecords({
-      target,
-      transmit,
-      clock,
-      count,
-      userPrefix: `sweep-${seeded}-`,
-      authenticatedOffsetSeconds: -12 * 86_400,
-    });
-    seeded += written.count;
-    seedSeconds += written.seconds;
-  };
-  try {
+  return withBenchTable(dynamoEndpoint, 'sweep', async (environment) => {
+    const dynamoPid = findDynamoDbLocalPid(Number(new URL(dynamoEndpoint).port));
+    const cases: SweepCaseResult[] = [];
+    let seeded = 0;
+    let seedSeconds = 0;
+    const seed = async (count: number) => {
+      const written = await seedRecords({
+        ...environment,
+        count,
+        userPrefix: `sweep-${seeded}-`,
+        authenticatedOffsetSeconds: -12 * 86_400,
+      });
+      seeded += written.count;
+      seedSeconds += written.seconds;
+    };
+    const context = { ...environment, childFile, profile, dynamoPid };
     await seed(profile.dueRecords);
     for (const spec of profile.cases) {
       const idpRateLimit = spec.idpRateLimit ?? NO_RATE_LIMIT;
@@ -196,51 +184,21 @@ export async function measureSweeps(
         const expected = Math.min(ideal, fastest > 0 ? 1.5 * fastest : ideal);
         const needed =
           Math.ceil((Number.isFinite(expected) ? expected : 200) * profile.caseSeconds * 1.3) + 100;
-        const due = await countDue(admin, tableName, clock);
+        const due = await countDue(environment);
         if (due < needed) await seed(needed - due);
       }
-      const result = await runCase(spec, {
-        target,
-        transmit,
-        clock,
-        admin,
-        childFile,
-        profile,
-        dynamoPid,
-        idpRateLimit,
-        ideal,
-        index: cases.length,
-      });
+      const result = await runCase(spec, { ...context, idpRateLimit, ideal, index: cases.length });
       cases.push(result);
       onCase?.(result);
     }
     const chain = profile.chain
-      ? await runChain(profile.chain, profile, {
-          seed,
-          cases,
-          admin,
-          tableName,
-          clock,
-          target,
-          transmit,
-          childFile,
-          dynamoPid,
-        })
+      ? await runChain(profile.chain, { ...context, seed, casesRun: cases.length })
       : undefined;
     return { cases, seeded, seedSeconds, ...(chain ? { chain } : {}) };
-  } finally {
-    transmit.faults.reset();
-    await transmit.close();
-    await deleteBenchTable(admin, tableName);
-    admin.destroy();
-  }
+  });
 }
 
-interface CaseContext {
-  readonly target: BenchTarget;
-  readonly transmit: TransmitServer;
-  readonly clock: OffsetClock;
-  readonly admin: DynamoDBClient;
+interface CaseContext extends BenchEnvironment {
   readonly childFile: string;
   readonly profile: SweepProfile;
   readonly dynamoPid: number | undefined;
@@ -251,7 +209,7 @@ interface CaseContext {
 
 async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResult> {
   const { transmit, profile } = ctx;
-  const due = await countDue(ctx.admin, ctx.target.tableName, ctx.clock);
+  const due = await countDue(ctx);
   transmit.faults.latencyMs = spec.latencyMs;
   const refreshesBefore = transmit.refreshLog.length;
   const reuseBefore = transmit.reuseDetections;
@@ -266,8 +224,7 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
     concurrency: spec.concurrency,
     idpRateLimit: ctx.idpRateLimit,
     pageSize: profile.pageSize,
-    timeoutMs:
-      profile.caseSeconds === undefined ? SWEEP_TIMEOUT_MS : profile.caseSeconds * 1000 + SWEEP_RESERVE_MS,
+    timeoutMs: caseTimeoutSeconds(profile) * 1000,
     ...(profileFile ? { profileFile } : {}),
   };
   const before = { main: process.cpuUsage(), dynamo: pidCpu(ctx.dynamoPid), machine: machineCpuMs() };
@@ -324,13 +281,11 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
         : undefined,
     peakRssMb: child.peakRssMb,
     rssStartMb: child.rssStartMb,
-    peakHeapMb: child.peakHeapMb,
-    idpInFlightMean: child.idpInFlight.mean,
+    idpInFlightMean: child.idpInFlightMean,
     dynamoRequestMs: meanOf(child.calls, COUNTED.dynamoMs, DYNAMO_REQUESTS),
     idpCallMs: meanOf(child.calls, COUNTED.idpRefreshMs, [COUNTED.idpRefresh]),
-    callsPerRotation: perCall(breakdown(child.calls), rotated),
+    callsPerRotation: breakdown(perOperation(child.calls, rotated)),
     calls: child.calls,
-    indexEntriesPerRotation: per(child.calls[COUNTED.queryItems] ?? 0),
     logBytesPerRotation: per(run.stdoutBytes),
     ...(profileFile ? { cpuProfile: summarizeProfile(profileFile, ctx.childFile) } : {}),
     problems,
@@ -338,30 +293,20 @@ async function runCase(spec: SweepCase, ctx: CaseContext): Promise<SweepCaseResu
   };
 }
 
-interface ChainContext {
+interface ChainContext extends Omit<CaseContext, 'idpRateLimit' | 'ideal' | 'index'> {
   readonly seed: (count: number) => Promise<void>;
-  readonly cases: readonly SweepCaseResult[];
-  readonly admin: DynamoDBClient;
-  readonly tableName: string;
-  readonly clock: OffsetClock;
-  readonly target: BenchTarget;
-  readonly transmit: TransmitServer;
-  readonly childFile: string;
-  readonly dynamoPid: number | undefined;
+  /** Cases run before the chain (the links' CPU profiles and bare records are named after them). */
+  readonly casesRun: number;
 }
 
 /** Runs the links of a chain back to back, each continuing the last as the handler decides. */
-async function runChain(
-  spec: NonNullable<SweepProfile['chain']>,
-  profile: SweepProfile,
-  ctx: ChainContext,
-): Promise<ChainResult> {
-  const caseSeconds = profile.caseSeconds ?? 30;
+async function runChain(spec: NonNullable<SweepProfile['chain']>, ctx: ChainContext): Promise<ChainResult> {
+  const caseSeconds = ctx.profile.caseSeconds ?? 30;
   // Enough due for every link at the rate limit, and a backlog after the last.
   const needed = Math.ceil(spec.idpRateLimit * caseSeconds * (spec.links + 1) * 1.2);
-  const due = await countDue(ctx.admin, ctx.tableName, ctx.clock);
+  const due = await countDue(ctx);
   if (due < needed) await ctx.seed(needed - due);
-  const linkProfile: SweepProfile = { ...profile, baselineRotations: 0 };
+  const linkProfile: SweepProfile = { ...ctx.profile, baselineRotations: 0 };
   let depth = 0;
   let rotated = 0;
   let wallSeconds = 0;
@@ -377,7 +322,7 @@ async function runChain(
         profile: linkProfile,
         idpRateLimit: spec.idpRateLimit,
         ideal: spec.idpRateLimit,
-        index: ctx.cases.length + 100 + links,
+        index: ctx.casesRun + 100 + links,
       },
     );
     links++;
@@ -445,16 +390,16 @@ async function prepareBaseline(ctx: CaseContext, count: number): Promise<BareRot
 }
 
 /** Due index entries with `dueAt <= now`, over every shard (Select COUNT reads keys only). */
-async function countDue(client: DynamoDBClient, tableName: string, clock: OffsetClock): Promise<number> {
+async function countDue({ admin, target, clock }: BenchEnvironment): Promise<number> {
   const { dueIndex } = TOKEN_TABLE;
   const now = Math.floor(clock.nowMs() / 1000);
   let total = 0;
-  for (let shard = 0; shard < SHARDS; shard++) {
+  for (let shard = 0; shard < DUE_SHARDS; shard++) {
     let start: Record<string, never> | undefined;
     do {
-      const page = await client.send(
+      const page = await admin.send(
         new QueryCommand({
-          TableName: tableName,
+          TableName: target.tableName,
           IndexName: dueIndex.name,
           KeyConditionExpression: '#shard = :shard AND #due <= :now',
           ExpressionAttributeNames: { '#shard': dueIndex.partitionKey.name, '#due': dueIndex.sortKey.name },
@@ -484,17 +429,4 @@ function pidCpu(pid: number | undefined): number | undefined {
 
 function difference(after: number | undefined, before: number | undefined): number | undefined {
   return after === undefined || before === undefined ? undefined : after - before;
-}
-
-function perCall(calls: CallBreakdown, rotations: number): CallBreakdown {
-  const n = Math.max(1, rotations);
-  return {
-    dynamoReads: calls.dynamoReads / n,
-    dynamoWrites: calls.dynamoWrites / n,
-    dynamoQueries: calls.dynamoQueries / n,
-    idp: calls.idp / n,
-    kms: calls.kms / n,
-    secretsManager: calls.secretsManager / n,
-    total: calls.total / n,
-  };
 }

@@ -10,6 +10,7 @@ import { DynamoDbTokenStore } from '../../functions/adapters/dynamodb/dynamodb-t
 import { EmfMetrics } from '../../functions/adapters/observability/metrics';
 import { handler } from '../../functions/handlers/get-access-token';
 import { startProfiling } from '../cpu-profile';
+import { answerParent } from './answer-parent';
 
 /** What the parent sends. */
 export interface LatencyParams {
@@ -38,15 +39,7 @@ export interface LatencyChildResult {
   readonly metricsCpuMs: number;
 }
 
-process.once('message', (message) => {
-  run(message as LatencyParams).then(
-    (result) => process.send?.(result, () => process.exit(0)),
-    (error: unknown) => {
-      process.stderr.write(`latency child failed: ${error instanceof Error ? error.name : typeof error}\n`);
-      process.exit(1);
-    },
-  );
-});
+answerParent('latency child', run);
 
 async function run(params: LatencyParams): Promise<LatencyChildResult> {
   // Same SDK defaults as the handler's client: region, credentials and endpoint from the environment.

@@ -7,6 +7,7 @@ import type { SweepSummary } from '../../functions/core/sweep';
 import { startProfiling } from '../cpu-profile';
 import { type BenchTarget, serviceInstance } from '../instance';
 import { COUNTED, type Counts, InFlightGauge, OffsetClock, Tally } from '../instrument';
+import { answerParent } from './answer-parent';
 import { type BareRotationParams, type BareRotationResult, bareRotations } from './bare-rotations';
 
 /** What the parent sends. */
@@ -35,25 +36,15 @@ export interface SweepChildResult {
   readonly steadyCpuMsPerRotation: number | undefined;
   readonly rssStartMb: number;
   readonly peakRssMb: number;
-  readonly peakHeapMb: number;
   readonly calls: Counts;
-  readonly idpInFlight: { mean: number; peak: number };
-  /** The shared clock when the sweep ended (epoch ms). */
-  readonly endMs: number;
+  /** Mean IdP refresh calls in flight over the sweep. */
+  readonly idpInFlightMean: number;
   readonly baseline?: BareRotationResult;
 }
 
 const MB = 1024 * 1024;
 
-process.once('message', (message) => {
-  run(message as SweepParams).then(
-    (result) => process.send?.(result, () => process.exit(0)),
-    (error: unknown) => {
-      process.stderr.write(`sweep child failed: ${error instanceof Error ? error.name : typeof error}\n`);
-      process.exit(1);
-    },
-  );
-});
+answerParent('sweep child', run);
 
 async function run(params: SweepParams): Promise<SweepChildResult> {
   const clock = new OffsetClock(params.offsetMs);
@@ -69,10 +60,8 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
   });
   const rssStartMb = process.memoryUsage.rss() / MB;
   let peakRss = process.memoryUsage.rss();
-  let peakHeap = process.memoryUsage().heapUsed;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
-    peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
   }, 25);
 
   const started = performance.now();
@@ -99,7 +88,7 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
     steadyCpuMsPerRotation = (used.user + used.system) / 1000 / steadyRefreshes;
   }
   if (stopProfiling && params.profileFile) await stopProfiling(params.profileFile);
-  const idpInFlight = gauge.read();
+  const idpInFlightMean = gauge.mean();
   runtime.flush();
   clearInterval(sampler);
   close();
@@ -111,10 +100,8 @@ async function run(params: SweepParams): Promise<SweepChildResult> {
     steadyCpuMsPerRotation,
     rssStartMb,
     peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / MB,
-    peakHeapMb: peakHeap / MB,
     calls: tally.snapshot(),
-    idpInFlight,
-    endMs: clock.nowMs(),
+    idpInFlightMean,
     ...(baseline ? { baseline } : {}),
   };
 }

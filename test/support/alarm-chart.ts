@@ -2,8 +2,17 @@
  * A chart of one simulated run, for people who would rather look than read: the key metrics per
  * time bucket (rotations and their failures, the IdP's injected faults, unexpected errors, the
  * sweep's due records, backlog and completed runs) and, below them, every alarm that left OK as a
- * band over the time it was in ALARM. Hand-written SVG, no dependency.
+ * band over the time it was in ALARM. Drawn with local/svg.ts.
  */
+
+import {
+  escapeXml,
+  niceCeiling,
+  polylinePoints,
+  type SvgAttributes,
+  svgDocument,
+  svgElement,
+} from '../../local/svg';
 
 /** One line of a panel: a value per bucket. */
 export interface ChartSeries {
@@ -112,12 +121,15 @@ export function renderRunChart(chart: RunChart): string {
   const bandRows = Math.max(1, chart.alarms.length) + 1;
   const axisY = bandsTop + 22 + bandRows * (BAND_HEIGHT + 4);
   const height = axisY + 46;
+  const text = (attributes: SvgAttributes, content: string) => svgElement('text', attributes, content);
+  const line = (x1: number | string, y1: number, x2: number | string, y2: number, stroke: string) =>
+    svgElement('line', { x1, y1, x2, y2, stroke });
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12" role="img">`,
-    `<title>${escapeXml(chart.title)}</title>`,
-    `<rect x="0" y="0" width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
-    `<text x="${LEFT}" y="24" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`,
-    `<text x="${LEFT}" y="40" fill="#555">per ${escapeXml(durationLabel(chart.bucketMs))}; alarms as bands while in ALARM</text>`,
+    text({ x: LEFT, y: 24, 'font-size': 15, 'font-weight': 'bold' }, chart.title),
+    text(
+      { x: LEFT, y: 40, fill: '#555' },
+      `per ${durationLabel(chart.bucketMs)}; alarms as bands while in ALARM`,
+    ),
   ];
 
   chart.panels.forEach((panel, i) => {
@@ -127,95 +139,105 @@ export function renderRunChart(chart: RunChart): string {
     const y = (value: number) => panelBottom - ((panelBottom - panelTop) * value) / max;
     parts.push(
       `<g class="panel" data-panel="${escapeXml(panel.title)}">`,
-      `<text x="${LEFT}" y="${panelTop - 6}" font-weight="bold">${escapeXml(panel.title)}</text>`,
-      `<line x1="${LEFT}" y1="${panelBottom}" x2="${LEFT + plotWidth}" y2="${panelBottom}" stroke="#999"/>`,
-      `<line x1="${LEFT}" y1="${panelTop}" x2="${LEFT}" y2="${panelBottom}" stroke="#999"/>`,
-      `<text x="${LEFT - 6}" y="${panelTop + 4}" text-anchor="end" fill="#555">${formatNumber(max)}</text>`,
-      `<text x="${LEFT - 6}" y="${panelBottom + 4}" text-anchor="end" fill="#555">0</text>`,
+      text({ x: LEFT, y: panelTop - 6, 'font-weight': 'bold' }, panel.title),
+      line(LEFT, panelBottom, LEFT + plotWidth, panelBottom, '#999'),
+      line(LEFT, panelTop, LEFT, panelBottom, '#999'),
+      text({ x: LEFT - 6, y: panelTop + 4, 'text-anchor': 'end', fill: '#555' }, formatNumber(max)),
+      text({ x: LEFT - 6, y: panelBottom + 4, 'text-anchor': 'end', fill: '#555' }, '0'),
     );
     panel.series.forEach((series, j) => {
-      const points = series.values.flatMap((value, bucket) => {
+      const points = series.values.flatMap((value, bucket): [number, number][] => {
         const from = chart.startMs + bucket * chart.bucketMs;
         return [
-          `${x(from).toFixed(1)},${y(value).toFixed(1)}`,
-          `${x(from + chart.bucketMs).toFixed(1)},${y(value).toFixed(1)}`,
+          [x(from), y(value)],
+          [x(from + chart.bucketMs), y(value)],
         ];
       });
       const total = series.values.reduce((a, b) => a + b, 0);
       parts.push(
-        `<polyline class="series" data-series="${escapeXml(series.label)}" points="${points.join(' ')}" fill="none" stroke="${series.colour}" stroke-width="1.5"/>`,
-        `<text x="${LEFT + plotWidth + 12}" y="${panelTop + 10 + 16 * j}" fill="${series.colour}">${escapeXml(series.label)}: ${formatNumber(total)}</text>`,
+        svgElement('polyline', {
+          class: 'series',
+          'data-series': series.label,
+          points: polylinePoints(points),
+          fill: 'none',
+          stroke: series.colour,
+          'stroke-width': 1.5,
+        }),
+        text(
+          { x: LEFT + plotWidth + 12, y: panelTop + 10 + 16 * j, fill: series.colour },
+          `${series.label}: ${formatNumber(total)}`,
+        ),
       );
     });
     parts.push('</g>');
   });
 
   parts.push(
-    `<text x="${LEFT}" y="${bandsTop + 10}" font-weight="bold">Alarms (red: critical, amber: warning)</text>`,
+    text({ x: LEFT, y: bandsTop + 10, 'font-weight': 'bold' }, 'Alarms (red: critical, amber: warning)'),
   );
   chart.alarms.forEach((band, row) => {
     const rowY = bandsTop + 20 + row * (BAND_HEIGHT + 4);
     const colour = band.severity === 'critical' ? CRITICAL : WARNING;
     parts.push(
       `<g class="alarm" data-alarm="${escapeXml(band.alarm)}">`,
-      `<rect x="${LEFT}" y="${rowY}" width="${plotWidth}" height="${BAND_HEIGHT}" fill="#eef6ee"/>`,
-      ...band.intervals.map(
-        (interval) =>
-          `<rect class="in-alarm" x="${x(interval.fromMs).toFixed(1)}" y="${rowY}" width="${Math.max(1, x(interval.toMs) - x(interval.fromMs)).toFixed(1)}" height="${BAND_HEIGHT}" fill="${colour}"/>`,
+      svgElement('rect', { x: LEFT, y: rowY, width: plotWidth, height: BAND_HEIGHT, fill: '#eef6ee' }),
+      ...band.intervals.map((interval) =>
+        svgElement('rect', {
+          class: 'in-alarm',
+          x: x(interval.fromMs).toFixed(1),
+          y: rowY,
+          width: Math.max(1, x(interval.toMs) - x(interval.fromMs)).toFixed(1),
+          height: BAND_HEIGHT,
+          fill: colour,
+        }),
       ),
-      `<text x="${LEFT + plotWidth + 12}" y="${rowY + 13}" fill="${colour}">${escapeXml(band.alarm)}</text>`,
+      text({ x: LEFT + plotWidth + 12, y: rowY + 13, fill: colour }, band.alarm),
       '</g>',
     );
   });
   const quietY = bandsTop + 20 + chart.alarms.length * (BAND_HEIGHT + 4) + 13;
   parts.push(
-    `<text x="${LEFT}" y="${quietY}" fill="#2e7d32">${
+    text(
+      { x: LEFT, y: quietY, fill: '#2e7d32' },
       chart.alarms.length === 0
         ? `no alarm raised: none of the ${chart.alarmsQuiet} alarms was ever in ALARM`
-        : `${chart.alarmsQuiet} other alarms never in ALARM`
-    }</text>`,
+        : `${chart.alarmsQuiet} other alarms never in ALARM`,
+    ),
   );
 
   // Time axis, with ticks at round days.
   parts.push(
-    `<line x1="${LEFT}" y1="${axisY}" x2="${LEFT + plotWidth}" y2="${axisY}" stroke="#333"/>`,
-    `<text x="${LEFT + plotWidth / 2}" y="${axisY + 36}" text-anchor="middle">virtual time (days from the start)</text>`,
+    line(LEFT, axisY, LEFT + plotWidth, axisY, '#333'),
+    text(
+      { x: LEFT + plotWidth / 2, y: axisY + 36, 'text-anchor': 'middle' },
+      'virtual time (days from the start)',
+    ),
   );
   const days = span / DAY_MS;
   const step = [1, 2, 5, 10, 25, 50, 100].find((d) => days / d <= 12) ?? 200;
   for (let day = 0; day * DAY_MS <= span; day += step) {
     const tickX = x(chart.startMs + day * DAY_MS).toFixed(1);
     parts.push(
-      `<line x1="${tickX}" y1="${top}" x2="${tickX}" y2="${axisY + 4}" stroke="#ddd"/>`,
-      `<text x="${tickX}" y="${axisY + 18}" text-anchor="middle">${day}</text>`,
+      line(tickX, top, tickX, axisY + 4, '#ddd'),
+      text({ x: tickX, y: axisY + 18, 'text-anchor': 'middle' }, String(day)),
     );
   }
   for (const marker of chart.markers) {
     const markerX = x(marker.atMs).toFixed(1);
     parts.push(
-      `<line class="marker" x1="${markerX}" y1="${top}" x2="${markerX}" y2="${axisY}" stroke="#333" stroke-dasharray="5 3"/>`,
-      `<text x="${markerX}" y="${top + 6}" dx="4" fill="#333">${escapeXml(marker.label)}</text>`,
+      svgElement('line', {
+        class: 'marker',
+        x1: markerX,
+        y1: top,
+        x2: markerX,
+        y2: axisY,
+        stroke: '#333',
+        'stroke-dasharray': '5 3',
+      }),
+      text({ x: markerX, y: top + 6, dx: 4, fill: '#333' }, marker.label),
     );
   }
-  parts.push('</svg>');
-  return `${parts.join('\n')}\n`;
-}
-
-/** Escapes text and attribute values. */
-export function escapeXml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&apos;');
-}
-
-/** A round number at or above `value` for an axis maximum. */
-function niceCeiling(value: number): number {
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  const nice = [1, 2, 2.5, 5, 10].find((m) => m * magnitude >= value) ?? 10;
-  return nice * magnitude;
+  return svgDocument(WIDTH, height, chart.title, parts);
 }
 
 function formatNumber(value: number): string {
