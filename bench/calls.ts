@@ -123,11 +123,11 @@ export async function measureCalls(dynamoEndpoint: string, profile: CallsProfile
     const operations: Row[] = [];
     const oneTime: OneTimeCalls[] = [];
 
-    const store = (userId: string) =>
+    const store = async (userId: string) =>
       storeFn.tokenService.storeTokens({
         key: { userId, resource: 'default' },
         authenticatedAt: undefined,
-        tokens: tokenSet(transmit.signIn(userId)),
+        tokens: tokenSet(await transmit.signIn(userId)),
       });
     const get = (userId: string) =>
       getFn.tokenService.getAccessToken(
