@@ -119,11 +119,11 @@ async function countCalls(
     const operations: OperationCalls[] = [];
     const oneTime: OneTimeCalls[] = [];
 
-    const store = (userId: string) =>
+    const store = async (userId: string) =>
       storeFn.tokenService.storeTokens({
         key: { userId, resource: 'default' },
         authenticatedAt: undefined,
-        tokens: tokenSet(transmit.signIn(userId)),
+        tokens: tokenSet(await transmit.signIn(userId)),
       });
     const get = (userId: string) =>
       getFn.tokenService.getAccessToken(

@@ -138,7 +138,7 @@ export async function measureColdStart(
           let event: unknown;
           if (name === 'getAccessToken') event = { userId: 'cold-get-0' };
           else if (name === 'storeTokens') {
-            const tokens = transmit.signIn(`cold-store-${run}`);
+            const tokens = await transmit.signIn(`cold-store-${run}`);
             event = { userId: `cold-store-${run}`, tokens };
           } else {
             // One record due now (signed in 12 days ago), so the first sweep rotates it.

@@ -79,7 +79,7 @@ export async function seedRecords(options: SeedOptions): Promise<SeedResult> {
         runtime.tokenService.storeTokens({
           key: { userId, resource: 'default' },
           authenticatedAt,
-          tokens: tokenSet(options.transmit.signIn(userId)),
+          tokens: tokenSet(await options.transmit.signIn(userId)),
         }),
       );
     }

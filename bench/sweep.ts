@@ -385,7 +385,9 @@ async function prepareBaseline(ctx: CaseContext, count: number): Promise<BareRot
     region: LOCAL_AWS.region,
     credentials: LOCAL_AWS.credentials,
     userIds,
-    refreshTokens: userIds.map((userId) => ctx.transmit.signIn(`${userId}-idp`).refresh_token),
+    refreshTokens: await Promise.all(
+      userIds.map(async (userId) => (await ctx.transmit.signIn(`${userId}-idp`)).refresh_token),
+    ),
   };
 }
 

@@ -411,7 +411,7 @@ export async function runSimulation(input: SimulationOptions = {}): Promise<Simu
         const at = signInAt[u]!;
         if (at >= t && at < t + stepSeconds) {
           const userId = `user-${u}`;
-          const tokens = transmit.signIn(userId);
+          const tokens = await transmit.signIn(userId);
           signing.push(
             run.store({ userId, tokens, authenticatedAt: nowSeconds }).then(() => {
               signIns++;

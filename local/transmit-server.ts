@@ -102,7 +102,7 @@ export interface TransmitServer {
   /** Every refresh request with a well-formed body received, in order (after the client token check passed). */
   readonly refreshLog: readonly RefreshLogEntry[];
   /** Issues a token set for a user directly (what a sign-in returns), for tests. */
-  signIn(userId: string, options?: { resource?: string }): TransmitTokenResponse;
+  signIn(userId: string, options?: { resource?: string }): Promise<TransmitTokenResponse>;
   /** How many times this refresh token value was presented to /refresh (0 if never), faulted requests included. */
   timesPresented(refreshToken: string): number;
   /** The newest refresh token of the family that `anyTokenOfFamily` belongs to, or undefined if the family is revoked/unknown. */
@@ -114,7 +114,7 @@ export interface TransmitServer {
 
 /** Starts a strict, in-memory emulator of the Transmit endpoints token-keeper uses, on 127.0.0.1. */
 export async function startTransmitServer(options: TransmitServerOptions = {}): Promise<TransmitServer> {
-  const server = new LocalTransmitServer(options);
+  const server = new LocalTransmitServer(options, await JwtSigner.create());
   await server.listen(options.port ?? 0);
   return server;
 }
@@ -152,7 +152,7 @@ class LocalTransmitServer implements TransmitServer {
   readonly faults: Faults;
   readonly #options: TransmitServerOptions;
   readonly #clock: { nowMs(): number };
-  readonly #signer = new JwtSigner();
+  readonly #signer: JwtSigner;
   readonly #state: TransmitState;
   readonly #server: Server;
   readonly #routes: ReadonlyMap<string, Route>;
@@ -162,8 +162,9 @@ class LocalTransmitServer implements TransmitServer {
   #baseUrl = '';
   #closing: Promise<void> | undefined;
 
-  constructor(options: TransmitServerOptions) {
+  constructor(options: TransmitServerOptions, signer: JwtSigner) {
     this.#options = options;
+    this.#signer = signer;
     this.#clock = options.clock ?? { nowMs: () => Date.now() };
     this.faults = new Faults(options.random);
     this.#state = new TransmitState({
@@ -226,7 +227,7 @@ class LocalTransmitServer implements TransmitServer {
     });
   }
 
-  signIn(userId: string, options?: { resource?: string }): TransmitTokenResponse {
+  signIn(userId: string, options?: { resource?: string }): Promise<TransmitTokenResponse> {
     return this.#state.signIn(userId, options?.resource, this.#clock.nowMs());
   }
 
@@ -357,11 +358,11 @@ class LocalTransmitServer implements TransmitServer {
     await this.#latency();
     const fault = this.faults.take('token');
     if (fault && !processesFirst(fault)) return faultReply(fault);
-    const reply = this.#issueClientToken(request, body);
+    const reply = await this.#issueClientToken(request, body);
     return fault ? faultReply(fault) : reply;
   }
 
-  #issueClientToken(request: IncomingMessage, body: Buffer): Reply {
+  async #issueClientToken(request: IncomingMessage, body: Buffer): Promise<Reply> {
     const form = new URLSearchParams(body.toString('utf8'));
     const basic = basicCredentials(request);
     const clientId = basic ? basic.id : form.get('client_id');
@@ -382,14 +383,14 @@ class LocalTransmitServer implements TransmitServer {
     if (grantType !== 'client_credentials') return json(400, { error: 'unsupported_grant_type' });
     return json(
       200,
-      this.#state.issueClientToken(form.get('resource') || undefined, this.#clock.nowMs(), {
+      await this.#state.issueClientToken(form.get('resource') || undefined, this.#clock.nowMs(), {
         clientId,
         limited: isLimited,
       }),
     );
   }
 
-  #otp(request: IncomingMessage, body: Buffer): Reply {
+  async #otp(request: IncomingMessage, body: Buffer): Promise<Reply> {
     const refusal = this.#clientRefusal(request);
     if (refusal) return refusal;
     const fields = parseJsonObject(body);
@@ -404,7 +405,7 @@ class LocalTransmitServer implements TransmitServer {
       );
     }
     if (passcode !== (this.#options.demoPasscode ?? '123456')) return cisError(401, 'Invalid passcode');
-    return json(200, this.#state.signIn(identifier, resource, this.#clock.nowMs()));
+    return json(200, await this.#state.signIn(identifier, resource, this.#clock.nowMs()));
   }
 
   async #refresh(request: IncomingMessage, body: Buffer): Promise<Reply> {
@@ -423,16 +424,16 @@ class LocalTransmitServer implements TransmitServer {
       return faultReply(fault);
     }
     const result = this.#state.refresh(refreshToken, this.#clock.nowMs());
-    const reply =
-      result.outcome === 'rotated' || result.outcome === 'grace'
-        ? json(200, result.tokens)
-        : this.#deadToken(result.outcome);
-    if (fault) {
-      this.#logRefresh(tokenHash, result.familyId, faultStatus(fault), result.outcome);
-      return faultReply(fault);
+    if (result.outcome !== 'rotated' && result.outcome !== 'grace') {
+      const reply = this.#deadToken(result.outcome);
+      const status = fault ? faultStatus(fault) : reply.kind === 'json' ? reply.status : 0;
+      this.#logRefresh(tokenHash, result.familyId, status, result.outcome);
+      return fault ? faultReply(fault) : reply;
     }
-    this.#logRefresh(tokenHash, result.familyId, reply.kind === 'json' ? reply.status : 0, result.outcome);
-    return reply;
+    // Logged at once, in the order the refreshes were decided; only the signing of the new set is awaited.
+    this.#logRefresh(tokenHash, result.familyId, fault ? faultStatus(fault) : 200, result.outcome);
+    const tokens = await result.tokens;
+    return fault ? faultReply(fault) : json(200, tokens);
   }
 
   #logRefresh(
@@ -464,7 +465,7 @@ class LocalTransmitServer implements TransmitServer {
     return (behaviour.loggedOut ?? 204) === 200 ? json(200, { message: 'Logged out' }) : NO_CONTENT;
   }
 
-  #sessionAuthenticate(request: IncomingMessage, body: Buffer): Reply {
+  async #sessionAuthenticate(request: IncomingMessage, body: Buffer): Promise<Reply> {
     const refusal = this.#clientRefusal(request);
     if (refusal) return refusal;
     const fields = parseJsonObject(body);
@@ -472,7 +473,7 @@ class LocalTransmitServer implements TransmitServer {
     const resource = fields && optionalString(fields, 'resource');
     if (!sessionId || resource === null)
       return cisError(400, 'Expected { session_id, resource? }', 'invalid_request');
-    const tokens = this.#state.authenticateSession(sessionId, resource, this.#clock.nowMs());
+    const tokens = await this.#state.authenticateSession(sessionId, resource, this.#clock.nowMs());
     return tokens ? json(200, tokens) : cisError(401, 'Session is not valid');
   }
 

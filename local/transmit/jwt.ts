@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 
 /** A public RSA signing key as published in a JWKS. */
 export interface PublicJwk {
@@ -15,15 +15,22 @@ export type JwtClaims = Readonly<Record<string, string | number>>;
 
 /** An RS256 key pair made once per server, the JWTs it signs and the JWKS that publishes it. */
 export class JwtSigner {
-  readonly #privateKey: KeyObject;
+  readonly #privateKey: CryptoKey;
   readonly #jwk: PublicJwk;
 
-  constructor() {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const { n, e } = publicKey.export({ format: 'jwk' });
-    if (typeof n !== 'string' || typeof e !== 'string') throw new Error('RSA public key export lacks n or e');
+  private constructor(privateKey: CryptoKey, jwk: PublicJwk) {
     this.#privateKey = privateKey;
-    this.#jwk = { kty: 'RSA', n, e, kid: thumbprint(n, e), alg: 'RS256', use: 'sig' };
+    this.#jwk = jwk;
+  }
+
+  /** Makes a fresh 2048-bit key pair; its kid is the RFC 7638 thumbprint of the public key. */
+  static async create(): Promise<JwtSigner> {
+    // The private key stays non-extractable: only the public half is ever exported.
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
+    const { n, e } = await exportJWK(publicKey);
+    if (typeof n !== 'string' || typeof e !== 'string') throw new Error('RSA public key export lacks n or e');
+    const kid = await calculateJwkThumbprint({ kty: 'RSA', n, e }, 'sha256');
+    return new JwtSigner(privateKey, { kty: 'RSA', n, e, kid, alg: 'RS256', use: 'sig' });
   }
 
   /** The key id every signed JWT carries in its header. */
@@ -37,22 +44,9 @@ export class JwtSigner {
   }
 
   /** Signs the claims as a compact RS256 JWT. */
-  sign(claims: JwtClaims): string {
-    const header = encodeSegment({ alg: 'RS256', typ: 'JWT', kid: this.#jwk.kid });
-    const signingInput = `${header}.${encodeSegment(claims)}`;
-    const signature = sign('sha256', Buffer.from(signingInput), this.#privateKey);
-    return `${signingInput}.${signature.toString('base64url')}`;
+  sign(claims: JwtClaims): Promise<string> {
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: this.#jwk.kid })
+      .sign(this.#privateKey);
   }
-}
-
-function encodeSegment(value: object): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-/** RFC 7638 thumbprint: a stable kid derived from the key itself. */
-function thumbprint(n: string, e: string): string {
-  // Members in lexicographic order, no whitespace, as RFC 7638 section 3 requires.
-  return createHash('sha256')
-    .update(JSON.stringify({ e, kty: 'RSA', n }))
-    .digest('base64url');
 }

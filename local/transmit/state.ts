@@ -34,12 +34,15 @@ interface ClientTokenRecord {
   readonly limited: boolean;
 }
 
-/** The result of presenting a refresh token: a new token set, or why not (a value, not an exception). */
+/**
+ * The result of presenting a refresh token: a new token set, or why not (a value, not an exception).
+ * The outcome is decided, and the state changed, at once; only the signing of the new JWTs is pending.
+ */
 export type RefreshResult =
   | {
       readonly outcome: 'rotated' | 'grace';
       readonly familyId: string;
-      readonly tokens: TransmitRefreshResponse;
+      readonly tokens: Promise<TransmitRefreshResponse>;
     }
   | { readonly outcome: Exclude<RefreshOutcome, 'rotated' | 'grace'>; readonly familyId: string | undefined };
 
@@ -73,7 +76,9 @@ function opaqueToken(): string {
 
 /**
  * The emulated tenant's token state, all in memory and keyed by token hash. Times are passed in
- * (epoch ms from the server's clock) so every lifetime follows the injected clock.
+ * (epoch ms from the server's clock) so every lifetime follows the injected clock. Every method
+ * decides and changes the state synchronously, before its first await (signing is the only
+ * asynchronous step), so concurrent requests cannot interleave inside a decision.
  */
 export class TransmitState {
   readonly #mint: MintContext;
@@ -97,18 +102,18 @@ export class TransmitState {
   }
 
   /** Issues a client access token (the client credentials grant); `limited` lacks permissions. */
-  issueClientToken(
+  async issueClientToken(
     resource: string | undefined,
     nowMs: number,
     client: { readonly clientId: string; readonly limited: boolean } = {
       clientId: this.#mint.clientId,
       limited: false,
     },
-  ): ClientTokenResponse {
+  ): Promise<ClientTokenResponse> {
     const ttl = this.#mint.lifetimes.clientTokenTtlSeconds;
     const iat = Math.floor(nowMs / 1000);
     const { clientId } = client;
-    const accessToken = this.#mint.signer.sign({
+    const accessToken = await this.#mint.signer.sign({
       iss: this.#mint.issuer(),
       sub: clientId,
       aud: resource ?? clientId,
@@ -138,7 +143,7 @@ export class TransmitState {
   }
 
   /** Starts a session (a successful sign-in) and returns its first token set. */
-  signIn(userId: string, resource: string | undefined, nowMs: number): TransmitTokenResponse {
+  async signIn(userId: string, resource: string | undefined, nowMs: number): Promise<TransmitTokenResponse> {
     const family: Family = {
       id: `fam_${randomUUID()}`,
       userId,
@@ -149,7 +154,7 @@ export class TransmitState {
     };
     this.#families.set(family.id, family);
     this.#familyBySession.set(sha256Hex(family.sessionId), family.id);
-    return { ...this.#issue(family, resource, nowMs), session_id: family.sessionId };
+    return { ...(await this.#issue(family, resource, nowMs)), session_id: family.sessionId };
   }
 
   /** Records that a refresh token was presented to the refresh endpoint. */
@@ -195,14 +200,14 @@ export class TransmitState {
   }
 
   /** A fresh token set for a live session (the user-present path), or undefined when it is not live. */
-  authenticateSession(
+  async authenticateSession(
     sessionId: string,
     resource: string | undefined,
     nowMs: number,
-  ): TransmitTokenResponse | undefined {
+  ): Promise<TransmitTokenResponse | undefined> {
     const family = this.#familyOfSession(sessionId);
     if (!family || family.revoked || nowMs >= this.#deadlineMs(family)) return undefined;
-    return { ...this.#issue(family, resource, nowMs), session_id: family.sessionId };
+    return { ...(await this.#issue(family, resource, nowMs)), session_id: family.sessionId };
   }
 
   /** Ends a session and revokes its refresh tokens; `unknown` when no such session ever existed. */
@@ -242,7 +247,8 @@ export class TransmitState {
     return family.authenticatedAtMs + this.#mint.lifetimes.maxRotationSeconds * 1000;
   }
 
-  #issue(family: Family, resource: string | undefined, nowMs: number): TransmitRefreshResponse {
+  /** Records the new refresh token at once, then signs the access and ID tokens. */
+  #issue(family: Family, resource: string | undefined, nowMs: number): Promise<TransmitRefreshResponse> {
     const { lifetimes, clientId, signer } = this.#mint;
     const refreshToken = opaqueToken();
     this.#refreshTokens.set(sha256Hex(refreshToken), {
@@ -262,19 +268,19 @@ export class TransmitState {
       sid: family.sessionId,
       auth_time: Math.floor(family.authenticatedAtMs / 1000),
     };
-    const accessToken = signer.sign({
-      ...common,
-      aud: resource ?? clientId,
-      client_id: clientId,
-      jti: randomUUID(),
+    const signing = Promise.all([
+      signer.sign({ ...common, aud: resource ?? clientId, client_id: clientId, jti: randomUUID() }),
+      signer.sign({ ...common, aud: clientId, jti: randomUUID() }),
+    ]);
+    return signing.then(([accessToken, idToken]) => {
+      this.#accessTokens.set(sha256Hex(accessToken), family.id);
+      return {
+        access_token: accessToken,
+        id_token: idToken,
+        refresh_token: refreshToken,
+        token_type: 'Bearer',
+        expires_in: lifetimes.accessTokenTtlSeconds,
+      };
     });
-    this.#accessTokens.set(sha256Hex(accessToken), family.id);
-    return {
-      access_token: accessToken,
-      id_token: signer.sign({ ...common, aud: clientId, jti: randomUUID() }),
-      refresh_token: refreshToken,
-      token_type: 'Bearer',
-      expires_in: lifetimes.accessTokenTtlSeconds,
-    };
   }
 }

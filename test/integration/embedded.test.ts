@@ -88,7 +88,7 @@ describe('Embedded runtime', () => {
 
   it('answers the token status on /token-status: ACTIVE after a sign-in, no token, and 404 for an unknown user', async () => {
     // Prepare
-    const signIn = embedded.transmit.signIn('status@example.com');
+    const signIn = await embedded.transmit.signIn('status@example.com');
     await post('store-tokens', { userId: 'status@example.com', tokens: signIn });
 
     // Act

@@ -280,7 +280,7 @@ describe('Function: startFaultProxy', () => {
         baseUrl: proxy.url,
         credentials: new StaticClientCredentials('local-client', 'local-secret'),
       });
-      const tokens = transmit.signIn('alice');
+      const tokens = await transmit.signIn('alice');
       proxy.add({
         kind: 'refresh',
         nth: 1,

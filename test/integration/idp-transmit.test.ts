@@ -580,7 +580,7 @@ describe('Class: TransmitIdentityProvider, against the emulator in each variant'
         deadTokenStyle: style,
         ...(code ? { deadTokenErrorCode: code } : {}),
       });
-      const user = emulator.signIn('ana@example.com');
+      const user = await emulator.signIn('ana@example.com');
       const provider = appIdp(emulator, deadTokenCodes);
       await provider.refresh(new Secret(user.refresh_token), { timeoutMs: 5000 });
 
@@ -603,7 +603,7 @@ describe('Class: TransmitIdentityProvider, against the emulator in each variant'
     async (logout, first, second) => {
       // Prepare
       const emulator = await emulate({ logout });
-      const user = emulator.signIn('ana@example.com');
+      const user = await emulator.signIn('ana@example.com');
       const provider = appIdp(emulator);
       const run = (sessionId: string) =>
         provider.logout(new Secret(sessionId), { timeoutMs: 5000 }).catch((error: unknown) => error);
@@ -627,7 +627,7 @@ describe('Class: TransmitIdentityProvider, against the emulator in each variant'
     const emulator = await emulate({
       limitedClient: { clientId: 'limited', clientSecret: 'limited-secret' },
     });
-    const user = emulator.signIn('ana@example.com');
+    const user = await emulator.signIn('ana@example.com');
     const limited = new TransmitIdentityProvider({
       baseUrl: emulator.baseUrl,
       credentials: new RotatingCredentials('limited', ['limited-secret']),

@@ -144,8 +144,8 @@ function claims(overrides: Record<string, unknown> = {}): Record<string, unknown
   return { iss: server.baseUrl, aud: CLIENT_ID, sub: USER, iat: NOW_S, exp: NOW_S + 3600, ...overrides };
 }
 
-function idTokenFor(userId = USER, emulator: TransmitServer = server): string {
-  const idToken = emulator.signIn(userId).id_token;
+async function idTokenFor(userId = USER, emulator: TransmitServer = server): Promise<string> {
+  const idToken = (await emulator.signIn(userId)).id_token;
   expect(idToken).toEqual(expect.any(String));
   return idToken;
 }
@@ -180,7 +180,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('accepts an ID token the emulator signed for the user', async () => {
       // Prepare
       const jwks = countingFetch();
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const result = await verifier({ fetch: jwks.fetch }).verify(new Secret(idToken), USER);
@@ -195,7 +195,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       const issuer = 'https://userid.security';
       const other = await startTransmitServer({ clock: emulatorClock, issuer });
       try {
-        const idToken = idTokenFor(USER, other);
+        const idToken = await idTokenFor(USER, other);
 
         // Act
         const pass = verifier({ jwksUrl: `${other.baseUrl}${JWKS_PATH}`, issuer }).verify(
@@ -212,7 +212,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token issued for another user (sub)', async () => {
       // Prepare
-      const idToken = idTokenFor('someone-else');
+      const idToken = await idTokenFor('someone-else');
 
       // Act
       const verify = verifier().verify(new Secret(idToken), USER);
@@ -223,7 +223,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token from another issuer', async () => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const verify = verifier({ issuer: 'https://userid.security' }).verify(new Secret(idToken), USER);
@@ -235,7 +235,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token for another audience', async () => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const verify = verifier({ audience: 'other-client' }).verify(new Secret(idToken), USER);
@@ -273,7 +273,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token past exp beyond the skew, and accepts one within it (verifier clock ahead)', async () => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
       const subject = verifier();
       clock.advance(HOUR_MS + 59_000);
 
@@ -289,7 +289,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('rejects a token the emulator minted two hours ago', async () => {
       await withEmulatorAt(NOW_MS - 2 * HOUR_MS, async (past, jwksUrl) => {
         // Prepare
-        const idToken = idTokenFor(USER, past);
+        const idToken = await idTokenFor(USER, past);
 
         // Act
         const verify = verifier({ jwksUrl }).verify(new Secret(idToken), USER);
@@ -302,7 +302,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('rejects a token issued in the future beyond the skew (iat)', async () => {
       await withEmulatorAt(NOW_MS + 5 * 60_000, async (ahead, jwksUrl) => {
         // Prepare
-        const idToken = idTokenFor(USER, ahead);
+        const idToken = await idTokenFor(USER, ahead);
 
         // Act
         const verify = verifier({ jwksUrl }).verify(new Secret(idToken), USER);
@@ -314,7 +314,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('accepts a token issued slightly in the future, within the skew (verifier clock behind)', async () => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const verify = verifier({ clock: new ManualClock(NOW_MS - 30_000) }).verify(new Secret(idToken), USER);
@@ -355,7 +355,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token whose payload was tampered with (signature check)', async () => {
       // Prepare
-      const idToken = flipChar(idTokenFor(), 1);
+      const idToken = flipChar(await idTokenFor(), 1);
 
       // Act
       const verify = verifier().verify(new Secret(idToken), USER);
@@ -366,7 +366,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token whose payload was swapped for another user while keeping the signature', async () => {
       // Prepare
-      const [header, , signature] = idTokenFor('someone-else').split('.');
+      const [header, , signature] = (await idTokenFor('someone-else')).split('.');
       const idToken = `${header}.${segment(claims())}.${signature}`;
 
       // Act
@@ -378,7 +378,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('rejects a token whose signature was tampered with', async () => {
       // Prepare
-      const idToken = flipChar(idTokenFor(), 2);
+      const idToken = flipChar(await idTokenFor(), 2);
 
       // Act
       const verify = verifier().verify(new Secret(idToken), USER);
@@ -390,7 +390,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('rejects an unsigned token (alg none) without fetching the JWKS', async () => {
       // Prepare
       const jwks = countingFetch();
-      const [, payload] = idTokenFor().split('.');
+      const [, payload] = (await idTokenFor()).split('.');
       const unsigned = [
         `${segment({ alg: 'none', typ: 'JWT' })}.${payload}.`,
         `${segment({ alg: 'None' })}.${payload}.`,
@@ -471,7 +471,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('ignores a key embedded in the header (jwk) and checks the JWKS key', async () => {
       // Prepare
       const emulatorKid = (
-        JSON.parse(Buffer.from(idTokenFor().split('.')[0] ?? '', 'base64url').toString()) as {
+        JSON.parse(Buffer.from((await idTokenFor()).split('.')[0] ?? '', 'base64url').toString()) as {
           kid: string;
         }
       ).kid;
@@ -510,7 +510,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       // Prepare
       const jwks = countingFetch();
       const subject = verifier({ fetch: jwks.fetch, refetchCooldownMs: 60_000 });
-      await subject.verify(new Secret(idTokenFor()), USER);
+      await subject.verify(new Secret(await idTokenFor()), USER);
       const unknown = rs256(claims(), { kid: 'rotated-away' });
 
       // Act
@@ -563,7 +563,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       elapse(60_000);
 
       // Act
-      const verify = subject.verify(new Secret(idTokenFor()), USER);
+      const verify = subject.verify(new Secret(await idTokenFor()), USER);
 
       // Assess
       await expect(verify).resolves.toBeUndefined();
@@ -583,7 +583,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       await subject.verify(new Secret(rs256(claims())), USER);
       rotated = true;
       elapse(60_000);
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const results = await Promise.allSettled(
@@ -599,7 +599,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       // Prepare
       const jwks = countingFetch();
       const subject = verifier({ fetch: jwks.fetch, cacheTtlMs: HOUR_MS });
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       for (let i = 0; i < 20; i += 1) await subject.verify(new Secret(idToken), USER);
@@ -607,7 +607,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       elapse(HOUR_MS - 120_000);
       await subject.verify(new Secret(idToken), USER);
       elapse(120_000);
-      await subject.verify(new Secret(idTokenFor()), USER);
+      await subject.verify(new Secret(await idTokenFor()), USER);
 
       // Assess
       expect(withinTtl).toBe(1);
@@ -618,7 +618,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       // Prepare
       const jwks = countingFetch();
       const subject = verifier({ fetch: jwks.fetch });
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       await Promise.all(Array.from({ length: 10 }, () => subject.verify(new Secret(idToken), USER)));
@@ -630,7 +630,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('throws RefreshUnavailableError with the network error as cause when the JWKS endpoint is down', async () => {
       // Prepare
       const jwksUrl = `http://127.0.0.1:${await closedPort()}${JWKS_PATH}`;
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const error = await caught(verifier({ jwksUrl }).verify(new Secret(idToken), USER));
@@ -645,7 +645,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('throws RefreshUnavailableError when the JWKS endpoint answers 404', async () => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const error = await caught(
@@ -676,7 +676,7 @@ describe('Class: JwksIdTokenVerifier', () => {
       ],
     ])('throws RefreshUnavailableError for a JWKS %s', async (_name, answer, message) => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
 
       // Act
       const error = await caught(verifier({ fetch: async () => answer() }).verify(new Secret(idToken), USER));
@@ -690,7 +690,7 @@ describe('Class: JwksIdTokenVerifier', () => {
     it('keeps the parser error as cause of a non-JSON JWKS', async () => {
       // Act
       const error = await caught(
-        verifier({ fetch: async () => new Response('{') }).verify(new Secret(idTokenFor()), USER),
+        verifier({ fetch: async () => new Response('{') }).verify(new Secret(await idTokenFor()), USER),
       );
 
       // Assess
@@ -709,7 +709,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
       // Act
       const error = await caught(
-        verifier({ fetch: hanging, timeoutMs: 10 }).verify(new Secret(idTokenFor()), USER),
+        verifier({ fetch: hanging, timeoutMs: 10 }).verify(new Secret(await idTokenFor()), USER),
       );
 
       // Assess
@@ -726,7 +726,7 @@ describe('Class: JwksIdTokenVerifier', () => {
         return calls === 1 ? new Response('busy', { status: 503 }) : fetch(input, init);
       };
       const subject = verifier({ fetch: flaky });
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
       const first = await caught(subject.verify(new Secret(idToken), USER));
 
       // Act
@@ -741,7 +741,7 @@ describe('Class: JwksIdTokenVerifier', () => {
 
     it('never shows the token, its parts or claim values in any error message, JSON or inspect output', async () => {
       // Prepare
-      const idToken = idTokenFor();
+      const idToken = await idTokenFor();
       const [header, payload, signature] = idToken.split('.') as [string, string, string];
       const subject = verifier({ fetch: countingFetch(CRAFTED_KEYS).fetch });
       const attempts: [string, Promise<void>][] = [

@@ -45,7 +45,7 @@ async function probe(variant: TransmitServerOptions, extra: Partial<ProbeOptions
     ...variant,
   });
   running.push(server);
-  const user = server.signIn('probe-user@example.com');
+  const user = await server.signIn('probe-user@example.com');
   const report = await probeTenant({
     baseUrl: server.baseUrl,
     clientId: 'local-client',
@@ -162,7 +162,7 @@ describe('Script: npm run probe-idp', () => {
     // Prepare
     const server = await startTransmitServer({ reuseRevokesFamily: false });
     running.push(server);
-    const user = server.signIn('probe-cli@example.com');
+    const user = await server.signIn('probe-cli@example.com');
     const out = join(mkdtempSync(join(tmpdir(), 'probe-')), 'refresh-token');
 
     // Act

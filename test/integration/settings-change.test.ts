@@ -51,7 +51,7 @@ describe('Settings that change under stored records (DynamoDB Local)', () => {
 
   /** Signs `userId` in at the emulator and stores the tokens through `runtime`. */
   async function signInWith(runtime: Runtime, userId: string): Promise<string> {
-    const tokens = h.transmit.signIn(userId);
+    const tokens = await h.transmit.signIn(userId);
     await runtime.tokenService.storeTokens({
       key: { userId, resource: 'default' },
       authenticatedAt: undefined,

@@ -221,7 +221,7 @@ describe('Class: TransmitServer', () => {
     it('makes the client token expire after clientTokenTtlSeconds of the injected clock', async () => {
       // Prepare
       const { server, clock, clientToken } = await start({ clientTokenTtlSeconds: 600 });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       clock.advanceSeconds(599);
@@ -263,7 +263,7 @@ describe('Class: TransmitServer', () => {
     it('neither logs nor counts a refresh rejected for its client token', async () => {
       // Prepare
       const { server } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const result = await refresh(server, 'bogus', user.refresh_token);
@@ -340,7 +340,7 @@ describe('Class: TransmitServer', () => {
     it('rotates the refresh token and returns a token set without session_id', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const result = await refresh(server, clientToken, user.refresh_token);
@@ -363,7 +363,7 @@ describe('Class: TransmitServer', () => {
     it('rejects a consumed token with 400 invalid_grant and revokes the whole family', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       const rotated = await refresh(server, clientToken, user.refresh_token);
       const newest = rotated.body.refresh_token as string;
 
@@ -384,7 +384,7 @@ describe('Class: TransmitServer', () => {
     it('accepts a reuse within reuseGraceSeconds and rejects one at or after it', async () => {
       // Prepare
       const { server, clock, clientToken } = await start({ reuseGraceSeconds: 10 });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       await refresh(server, clientToken, user.refresh_token);
 
       // Act
@@ -405,7 +405,7 @@ describe('Class: TransmitServer', () => {
     it('expires a refresh token refreshTokenTtlSeconds after it was issued, sliding on rotation', async () => {
       // Prepare
       const { server, clock, clientToken } = await start({ refreshTokenTtlSeconds: 100 });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       clock.advanceSeconds(99);
@@ -429,7 +429,7 @@ describe('Class: TransmitServer', () => {
         refreshTokenTtlSeconds: 100,
         maxRotationSeconds: 250,
       });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       clock.advanceSeconds(90);
       const first = await refresh(server, clientToken, user.refresh_token);
       clock.advanceSeconds(90);
@@ -485,7 +485,7 @@ describe('Class: TransmitServer', () => {
     it('revokes the session family with 204 and stays idempotent', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       const rotated = await refresh(server, clientToken, user.refresh_token);
 
       // Act
@@ -553,7 +553,7 @@ describe('Class: TransmitServer', () => {
           deadTokenStyle: style,
           ...(code ? { deadTokenErrorCode: code } : {}),
         });
-        const user = server.signIn('ana@example.com');
+        const user = await server.signIn('ana@example.com');
         await refresh(server, clientToken, user.refresh_token);
 
         // Act
@@ -574,7 +574,7 @@ describe('Class: TransmitServer', () => {
     ])('with reuseRevokesFamily %s, the newest token after a reuse answers %s', async (revokes, status) => {
       // Prepare
       const { server, clientToken } = await start({ reuseRevokesFamily: revokes });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       const rotated = await refresh(server, clientToken, user.refresh_token);
 
       // Act
@@ -596,7 +596,7 @@ describe('Class: TransmitServer', () => {
           maxRotationSeconds: days * DAY,
           clientTokenTtlSeconds: 400 * DAY,
         });
-        let token = server.signIn('ana@example.com').refresh_token;
+        let token = (await server.signIn('ana@example.com')).refresh_token;
         let elapsed = 0;
         while (elapsed + 13 * DAY < days * DAY) {
           clock.advanceSeconds(13 * DAY);
@@ -626,7 +626,7 @@ describe('Class: TransmitServer', () => {
     ] as const)('answers logout as %j: %s, and %s for an unknown session', async (logout, done, unknown) => {
       // Prepare
       const { server, clientToken } = await start({ logout });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const first = await postJson(
@@ -651,8 +651,8 @@ describe('Class: TransmitServer', () => {
     it('refuses a logout by the client token with 403 when only the user may log out', async () => {
       // Prepare
       const { server, clientToken } = await start({ logout: { acceptsClientToken: false } });
-      const user = server.signIn('ana@example.com');
-      const other = server.signIn('bo@example.com');
+      const user = await server.signIn('ana@example.com');
+      const other = await server.signIn('bo@example.com');
 
       // Act
       const byClient = await postJson(
@@ -687,7 +687,7 @@ describe('Class: TransmitServer', () => {
         limitedClient: { clientId: 'limited', clientSecret: 'limited-secret' },
       });
       const limitedToken = await getClientToken(server, 'limited', 'limited-secret');
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const byLimited = await refresh(server, limitedToken, user.refresh_token);
@@ -705,7 +705,7 @@ describe('Class: TransmitServer', () => {
     it('returns a fresh token set in the same family while the session lives', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const result = await postJson(
@@ -729,8 +729,8 @@ describe('Class: TransmitServer', () => {
         maxRotationSeconds: 1000,
         clientTokenTtlSeconds: 5000,
       });
-      const loggedOut = server.signIn('ana@example.com');
-      const aged = server.signIn('bob@example.com');
+      const loggedOut = await server.signIn('ana@example.com');
+      const aged = await server.signIn('bob@example.com');
       await postJson(
         server,
         '/cis/v1/auth/session/logout',
@@ -771,7 +771,7 @@ describe('Class: TransmitServer', () => {
     it('publishes the RSA key that verifies ID and access token signatures', async () => {
       // Prepare
       const { server } = await start();
-      const user = server.signIn('ana@example.com', { resource: 'https://api.example.com' });
+      const user = await server.signIn('ana@example.com', { resource: 'https://api.example.com' });
 
       // Act
       const jwks = await toResult(await fetch(`${server.baseUrl}/cis/oidc/jwks`));
@@ -798,7 +798,7 @@ describe('Class: TransmitServer', () => {
       const { server, clock } = await start({ accessTokenTtlSeconds: 900 });
 
       // Act
-      const user = server.signIn('ana@example.com', { resource: 'https://api.example.com' });
+      const user = await server.signIn('ana@example.com', { resource: 'https://api.example.com' });
 
       // Assess
       const idToken = decodeJwt(user.id_token).payload;
@@ -826,7 +826,7 @@ describe('Class: TransmitServer', () => {
       const { server } = await start({ issuer: 'https://userid.security' });
 
       // Act
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Assess
       expect(decodeJwt(user.id_token).payload.iss).toBe('https://userid.security');
@@ -837,7 +837,7 @@ describe('Class: TransmitServer', () => {
     it('fails with a status fault without consuming the token', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'status', status: 503 });
 
       // Act
@@ -858,7 +858,7 @@ describe('Class: TransmitServer', () => {
     it('consumes the token before answering a processFirst status fault', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'status', status: 502, processFirst: true });
 
       // Act
@@ -879,7 +879,7 @@ describe('Class: TransmitServer', () => {
     it('answers 429 with Retry-After for a rateLimit fault, leaving the token usable', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'rateLimit', retryAfterSeconds: 7 });
 
       // Act
@@ -896,7 +896,7 @@ describe('Class: TransmitServer', () => {
     it('fails exactly the next count requests, then behaves normally', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(2, { kind: 'status', status: 500 });
 
       // Act
@@ -911,7 +911,7 @@ describe('Class: TransmitServer', () => {
     it('holds the socket without answering for a timeout fault, leaving the token unconsumed', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'timeout' });
       const abort = new AbortController();
 
@@ -929,7 +929,7 @@ describe('Class: TransmitServer', () => {
     it('rotates before holding the socket for a processFirst timeout fault', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'timeout', processFirst: true });
       const abort = new AbortController();
 
@@ -948,7 +948,7 @@ describe('Class: TransmitServer', () => {
     it('resets the connection for a reset fault, leaving the token unconsumed', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'reset' });
 
       // Act
@@ -963,7 +963,7 @@ describe('Class: TransmitServer', () => {
     it('rotates before resetting the connection for a processFirst reset fault', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'reset', processFirst: true });
 
       // Act
@@ -981,7 +981,7 @@ describe('Class: TransmitServer', () => {
       // Prepare
       const draws = [0.1, 0.9, 0.49, 0.5];
       const { server, clientToken } = await start({ random: () => draws.shift() ?? 1 });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failRate(0.5, { kind: 'status', status: 504 });
 
       // Act
@@ -1001,7 +1001,7 @@ describe('Class: TransmitServer', () => {
     it('faults the token endpoint only when the fault targets it', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'status', status: 503, target: 'token' });
 
       // Act
@@ -1047,7 +1047,7 @@ describe('Class: TransmitServer', () => {
           waits.push(ms);
         },
       });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.latencyMs = 250;
 
       // Act
@@ -1065,7 +1065,7 @@ describe('Class: TransmitServer', () => {
         random: () => 0,
         delay: async (ms) => void waits.push(ms),
       });
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.latencyMs = 100;
       server.faults.failNext(3, { kind: 'status', status: 500 });
       server.faults.failRate(1, { kind: 'status', status: 500 });
@@ -1095,7 +1095,7 @@ describe('Class: TransmitServer', () => {
     it('configures faults through POST /local/faults', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const configured = await postJson(server, '/local/faults', {
@@ -1113,7 +1113,7 @@ describe('Class: TransmitServer', () => {
     it('resets faults through POST /local/faults', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(5, { kind: 'status', status: 500 });
 
       // Act
@@ -1133,7 +1133,7 @@ describe('Class: TransmitServer', () => {
     ])('answers 400 for %s and changes nothing', async (_name, body) => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
 
       // Act
       const result = await postJson(server, '/local/faults', body);
@@ -1148,8 +1148,8 @@ describe('Class: TransmitServer', () => {
     it('reports counts without token material on GET /local/stats', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const ana = server.signIn('ana@example.com');
-      server.signIn('bob@example.com');
+      const ana = await server.signIn('ana@example.com');
+      await server.signIn('bob@example.com');
       const rotated = await refresh(server, clientToken, ana.refresh_token);
       await refresh(server, clientToken, ana.refresh_token);
 
@@ -1219,7 +1219,7 @@ describe('Class: TransmitServer', () => {
     it('resolves promptly while a timeout fault holds a socket', async () => {
       // Prepare
       const { server, clientToken } = await start();
-      const user = server.signIn('ana@example.com');
+      const user = await server.signIn('ana@example.com');
       server.faults.failNext(1, { kind: 'timeout' });
       const pending = refresh(server, clientToken, user.refresh_token);
       await vi.waitFor(() => expect(server.refreshLog).toHaveLength(1));
@@ -1240,7 +1240,7 @@ describe('Class: TransmitServer', () => {
     it('records only a sha256 of each token with its family, status and clock time', async () => {
       // Prepare
       const { server, clock, clientToken } = await start();
-      const user: TransmitTokenResponse = server.signIn('ana@example.com');
+      const user: TransmitTokenResponse = await server.signIn('ana@example.com');
 
       // Act
       clock.advanceSeconds(5);
@@ -1277,8 +1277,8 @@ describe('Class: TransmitServer', () => {
         }) as typeof stream.write);
       }
       const { server, clientToken } = await start({ reuseGraceSeconds: 0 });
-      const ana = server.signIn('ana@example.com');
-      const bob = server.signIn('bob@example.com');
+      const ana = await server.signIn('ana@example.com');
+      const bob = await server.signIn('bob@example.com');
       const unknown = 'a-refresh-token-the-server-never-issued-0123';
       server.faults.failNext(1, { kind: 'status', status: 503, processFirst: true });
 
@@ -1294,7 +1294,7 @@ describe('Class: TransmitServer', () => {
       await postJson(server, '/local/faults', {
         failNext: { count: 1, fault: { kind: 'rateLimit', retryAfterSeconds: 1 } },
       });
-      const carol = server.signIn('carol@example.com');
+      const carol = await server.signIn('carol@example.com');
       await send(carol.refresh_token); // 429
       await postJson(server, '/local/faults', { latencyMs: 'bad', note: carol.refresh_token });
 

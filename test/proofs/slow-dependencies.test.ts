@@ -90,7 +90,7 @@ async function startSlowRig(env: Record<string, string>): Promise<SlowRig> {
     events: new RecordingEventPublisher(logger),
   });
   const signIn = async (userId: string) => {
-    const tokens = transmit.signIn(userId);
+    const tokens = await transmit.signIn(userId);
     await runtime.tokenService.storeTokens({
       key: key(userId),
       authenticatedAt: undefined,

@@ -274,7 +274,7 @@ describe('Ciphertext bound to its record (handlers on DynamoDB Local and the Tra
     await h.signInAndStore(ALICE.userId);
     await h.signInAndStore('bob');
     await setSealed({ userId: 'bob', resource: 'default' }, await sealedOf(ALICE));
-    const fresh = h.transmit.signIn('bob');
+    const fresh = await h.transmit.signIn('bob');
     registerCanary(fresh.refresh_token, 'a test sign-in');
 
     // Act

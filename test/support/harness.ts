@@ -148,7 +148,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logger,
     events,
     async signInAndStore(userId, resource) {
-      const tokens = transmit.signIn(userId, resource ? { resource } : {});
+      const tokens = await transmit.signIn(userId, resource ? { resource } : {});
       await runtime.tokenService.storeTokens({
         key: { userId, resource: resource ?? 'default' },
         authenticatedAt: undefined,
@@ -189,8 +189,8 @@ function collectingSignIns(
   return new Proxy(transmit, {
     get(target, property) {
       if (property === 'signIn') {
-        return (userId: string, signInOptions?: { resource?: string }) => {
-          const tokens = target.signIn(userId, signInOptions);
+        return async (userId: string, signInOptions?: { resource?: string }) => {
+          const tokens = await target.signIn(userId, signInOptions);
           const values = registerTokenFields(tokens, 'sign-in at the emulator');
           onCanaries(values.flatMap((value) => canaryFor(value) ?? []));
           return tokens;

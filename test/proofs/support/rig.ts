@@ -164,7 +164,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     async signIn(userId) {
       const tokens: OidcSignInTokens & { readonly session_id?: string } = options.oidc
         ? await track(() => options.oidc!.signIn(userId))
-        : transmit!.signIn(userId);
+        : await transmit!.signIn(userId);
       idp.signedIn(userId, tokens.access_token, tokens.refresh_token);
       await runtime.tokenService.storeTokens({
         key: { userId, resource: 'default' },
