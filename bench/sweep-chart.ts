@@ -1,4 +1,10 @@
-import { niceCeiling, polylinePoints, type SvgAttributes, svgDocument, svgElement } from '../local/svg';
+import {
+  niceCeiling,
+  polylinePoints,
+  svgDocument,
+  svgElement,
+  svgText,
+} from '../local/svg';
 import { NO_RATE_LIMIT, type SweepCaseResult } from './sweep';
 
 /** What the chart reads of a sweep case. */
@@ -16,11 +22,10 @@ export function renderSweepChart(allCases: readonly ChartedCase[]): string {
   const x = (concurrency: number) =>
     left + ((width - left - right) * Math.log2(concurrency)) / Math.log2(maxConcurrency);
   const y = (rate: number) => height - bottom - ((height - top - bottom) * Math.min(rate, maxRate)) / maxRate;
-  const text = (attributes: SvgAttributes, content: string) => svgElement('text', attributes, content);
   const colours = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a'];
   const latencies = [...new Set(cases.map((c) => c.latencyMs))].sort((a, b) => a - b);
   const parts = [
-    text(
+    svgText(
       { x: left, y: 20, 'font-size': 14 },
       'Sweep rotations/s against concurrency (solid) and concurrency / latency (dashed)',
     ),
@@ -32,11 +37,11 @@ export function renderSweepChart(allCases: readonly ChartedCase[]): string {
       stroke: '#333',
     }),
     svgElement('line', { x1: left, y1: top, x2: left, y2: height - bottom, stroke: '#333' }),
-    text(
+    svgText(
       { x: (left + width - right) / 2, y: height - 8, 'text-anchor': 'middle' },
       'concurrency (log scale)',
     ),
-    text(
+    svgText(
       {
         x: 14,
         y: (top + height - bottom) / 2,
@@ -46,13 +51,13 @@ export function renderSweepChart(allCases: readonly ChartedCase[]): string {
       'rotations/s',
     ),
     ...[...new Set(cases.map((c) => c.concurrency))].map((concurrency) =>
-      text(
+      svgText(
         { x: x(concurrency).toFixed(1), y: height - bottom + 16, 'text-anchor': 'middle' },
         String(concurrency),
       ),
     ),
     ...[0, 1, 2, 3, 4].map((tick) =>
-      text(
+      svgText(
         { x: left - 6, y: (y((maxRate * tick) / 4) + 4).toFixed(1), 'text-anchor': 'end' },
         String(Math.round((maxRate * tick) / 4)),
       ),
@@ -76,7 +81,7 @@ export function renderSweepChart(allCases: readonly ChartedCase[]): string {
           fill: colour,
         }),
       ),
-      text({ x: width - right + 10, y: top + 16 * i + 10, fill: colour }, `IdP ${latency} ms`),
+      svgText({ x: width - right + 10, y: top + 16 * i + 10, fill: colour }, `IdP ${latency} ms`),
     );
     if (latency > 0) {
       const ideal = series.map((c): [number, number] => [

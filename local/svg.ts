@@ -25,6 +25,11 @@ export function svgElement(name: string, attributes: SvgAttributes, text?: strin
   return text === undefined ? `<${name}${written}/>` : `<${name}${written}>${escapeXml(text)}</${name}>`;
 }
 
+/** A `<text>` element with its content. */
+export function svgText(attributes: SvgAttributes, content: string): string {
+  return svgElement('text', attributes, content);
+}
+
 /** A standalone SVG document on a white background, titled for screen readers. */
 export function svgDocument(width: number, height: number, title: string, body: readonly string[]): string {
   const lines = [

@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { NO_RATE_LIMIT } from '../../bench/sweep';
 import { type ChartedCase, renderSweepChart } from '../../bench/sweep-chart';
 import { xmlProblems } from '../support/well-formed-xml';
-
-const NO_LIMIT = 10_000;
 
 describe('Function: renderSweepChart', () => {
   it('draws one line per IdP latency, the ideal dashed beside it, and leaves the rate-limited case out', () => {
     // Prepare
     const cases: ChartedCase[] = [
-      { latencyMs: 0, concurrency: 64, idpRateLimit: NO_LIMIT, rotationsPerSecond: 189.4 },
-      { latencyMs: 50, concurrency: 8, idpRateLimit: NO_LIMIT, rotationsPerSecond: 128.5 },
-      { latencyMs: 50, concurrency: 64, idpRateLimit: NO_LIMIT, rotationsPerSecond: 223 },
-      { latencyMs: 200, concurrency: 8, idpRateLimit: NO_LIMIT, rotationsPerSecond: 37 },
+      { latencyMs: 0, concurrency: 64, idpRateLimit: NO_RATE_LIMIT, rotationsPerSecond: 189.4 },
+      { latencyMs: 50, concurrency: 8, idpRateLimit: NO_RATE_LIMIT, rotationsPerSecond: 128.5 },
+      { latencyMs: 50, concurrency: 64, idpRateLimit: NO_RATE_LIMIT, rotationsPerSecond: 223 },
+      { latencyMs: 200, concurrency: 8, idpRateLimit: NO_RATE_LIMIT, rotationsPerSecond: 37 },
       { latencyMs: 50, concurrency: 64, idpRateLimit: 20, rotationsPerSecond: 20 },
     ];
 

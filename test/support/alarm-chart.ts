@@ -9,9 +9,9 @@ import {
   escapeXml,
   niceCeiling,
   polylinePoints,
-  type SvgAttributes,
   svgDocument,
   svgElement,
+  svgText,
 } from '../../local/svg';
 
 /** One line of a panel: a value per bucket. */
@@ -121,12 +121,11 @@ export function renderRunChart(chart: RunChart): string {
   const bandRows = Math.max(1, chart.alarms.length) + 1;
   const axisY = bandsTop + 22 + bandRows * (BAND_HEIGHT + 4);
   const height = axisY + 46;
-  const text = (attributes: SvgAttributes, content: string) => svgElement('text', attributes, content);
   const line = (x1: number | string, y1: number, x2: number | string, y2: number, stroke: string) =>
     svgElement('line', { x1, y1, x2, y2, stroke });
   const parts: string[] = [
-    text({ x: LEFT, y: 24, 'font-size': 15, 'font-weight': 'bold' }, chart.title),
-    text(
+    svgText({ x: LEFT, y: 24, 'font-size': 15, 'font-weight': 'bold' }, chart.title),
+    svgText(
       { x: LEFT, y: 40, fill: '#555' },
       `per ${durationLabel(chart.bucketMs)}; alarms as bands while in ALARM`,
     ),
@@ -139,11 +138,11 @@ export function renderRunChart(chart: RunChart): string {
     const y = (value: number) => panelBottom - ((panelBottom - panelTop) * value) / max;
     parts.push(
       `<g class="panel" data-panel="${escapeXml(panel.title)}">`,
-      text({ x: LEFT, y: panelTop - 6, 'font-weight': 'bold' }, panel.title),
+      svgText({ x: LEFT, y: panelTop - 6, 'font-weight': 'bold' }, panel.title),
       line(LEFT, panelBottom, LEFT + plotWidth, panelBottom, '#999'),
       line(LEFT, panelTop, LEFT, panelBottom, '#999'),
-      text({ x: LEFT - 6, y: panelTop + 4, 'text-anchor': 'end', fill: '#555' }, formatNumber(max)),
-      text({ x: LEFT - 6, y: panelBottom + 4, 'text-anchor': 'end', fill: '#555' }, '0'),
+      svgText({ x: LEFT - 6, y: panelTop + 4, 'text-anchor': 'end', fill: '#555' }, formatNumber(max)),
+      svgText({ x: LEFT - 6, y: panelBottom + 4, 'text-anchor': 'end', fill: '#555' }, '0'),
     );
     panel.series.forEach((series, j) => {
       const points = series.values.flatMap((value, bucket): [number, number][] => {
@@ -163,7 +162,7 @@ export function renderRunChart(chart: RunChart): string {
           stroke: series.colour,
           'stroke-width': 1.5,
         }),
-        text(
+        svgText(
           { x: LEFT + plotWidth + 12, y: panelTop + 10 + 16 * j, fill: series.colour },
           `${series.label}: ${formatNumber(total)}`,
         ),
@@ -173,7 +172,7 @@ export function renderRunChart(chart: RunChart): string {
   });
 
   parts.push(
-    text({ x: LEFT, y: bandsTop + 10, 'font-weight': 'bold' }, 'Alarms (red: critical, amber: warning)'),
+    svgText({ x: LEFT, y: bandsTop + 10, 'font-weight': 'bold' }, 'Alarms (red: critical, amber: warning)'),
   );
   chart.alarms.forEach((band, row) => {
     const rowY = bandsTop + 20 + row * (BAND_HEIGHT + 4);
@@ -191,13 +190,13 @@ export function renderRunChart(chart: RunChart): string {
           fill: colour,
         }),
       ),
-      text({ x: LEFT + plotWidth + 12, y: rowY + 13, fill: colour }, band.alarm),
+      svgText({ x: LEFT + plotWidth + 12, y: rowY + 13, fill: colour }, band.alarm),
       '</g>',
     );
   });
   const quietY = bandsTop + 20 + chart.alarms.length * (BAND_HEIGHT + 4) + 13;
   parts.push(
-    text(
+    svgText(
       { x: LEFT, y: quietY, fill: '#2e7d32' },
       chart.alarms.length === 0
         ? `no alarm raised: none of the ${chart.alarmsQuiet} alarms was ever in ALARM`
@@ -208,7 +207,7 @@ export function renderRunChart(chart: RunChart): string {
   // Time axis, with ticks at round days.
   parts.push(
     line(LEFT, axisY, LEFT + plotWidth, axisY, '#333'),
-    text(
+    svgText(
       { x: LEFT + plotWidth / 2, y: axisY + 36, 'text-anchor': 'middle' },
       'virtual time (days from the start)',
     ),
@@ -219,7 +218,7 @@ export function renderRunChart(chart: RunChart): string {
     const tickX = x(chart.startMs + day * DAY_MS).toFixed(1);
     parts.push(
       line(tickX, top, tickX, axisY + 4, '#ddd'),
-      text({ x: tickX, y: axisY + 18, 'text-anchor': 'middle' }, String(day)),
+      svgText({ x: tickX, y: axisY + 18, 'text-anchor': 'middle' }, String(day)),
     );
   }
   for (const marker of chart.markers) {
@@ -234,7 +233,7 @@ export function renderRunChart(chart: RunChart): string {
         stroke: '#333',
         'stroke-dasharray': '5 3',
       }),
-      text({ x: markerX, y: top + 6, dx: 4, fill: '#333' }, marker.label),
+      svgText({ x: markerX, y: top + 6, dx: 4, fill: '#333' }, marker.label),
     );
   }
   return svgDocument(WIDTH, height, chart.title, parts);
