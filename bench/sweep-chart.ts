@@ -1,10 +1,4 @@
-import {
-  niceCeiling,
-  polylinePoints,
-  svgDocument,
-  svgElement,
-  svgText,
-} from '../local/svg';
+import { niceCeiling, polylinePoints, svgDocument, svgElement, svgText } from '../local/svg';
 import { NO_RATE_LIMIT, type SweepCaseResult } from './sweep';
 
 /** What the chart reads of a sweep case. */

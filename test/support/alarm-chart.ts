@@ -5,14 +5,7 @@
  * band over the time it was in ALARM. Drawn with local/svg.ts.
  */
 
-import {
-  escapeXml,
-  niceCeiling,
-  polylinePoints,
-  svgDocument,
-  svgElement,
-  svgText,
-} from '../../local/svg';
+import { escapeXml, niceCeiling, polylinePoints, svgDocument, svgElement, svgText } from '../../local/svg';
 
 /** One line of a panel: a value per bucket. */
 export interface ChartSeries {
